@@ -1,0 +1,334 @@
+"""``DQNConfig``: every hyperparameter of a run, frozen and validated when it is built.
+
+A config is checked completely in ``__post_init__``: a bad value raises ``ValueError``
+naming the field, the value and what is allowed, before anything is traced or compiled.
+
+Counting units are explicit: ``total_timesteps``, ``learning_starts``,
+``train_frequency`` and (by default) the exploration schedule count *env steps summed
+over the vectorised envs*; ``target_update_period`` counts *gradient updates*.
+
+How the loop is laid out (derived, see :meth:`DQNConfig.cycle_env_steps`): one *cycle*
+is the smallest whole number of vectorised steps after which an integer number of
+gradient updates is due, ``lcm(num_envs, train_frequency)`` env steps. Every schedule is
+then met exactly for any ``num_envs``; values that no cycle layout can meet exactly are
+refused with the nearest values that can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Literal
+
+from jaxdqn.envs import check_env_id
+
+LOSSES = ("huber", "l2")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+LEARNING_RATE_SCHEDULES = ("constant", "linear")
+EXPLORATIONS = ("epsilon_greedy", "boltzmann")
+EXPLORATION_SCHEDULES = ("linear", "exponential", "constant")
+EXPLORATION_UNITS = ("env_steps", "episodes")
+ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
+
+# Auto log interval aims for about this many logging points per run.
+_TARGET_LOG_POINTS = 100
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DQNConfig:
+    """Hyperparameters of one DQN run. Frozen; invalid values raise ``ValueError``.
+
+    Attributes:
+      env_id: gymnax id or ``"ChainWalk-v0"``; see ``jaxdqn.ENV_IDS``.
+      num_envs: environments stepped in lockstep per seed (vmapped).
+      total_timesteps: env steps per seed, summed over the ``num_envs`` envs.
+      buffer_size: replay capacity in transitions (per seed). ``buffer_size=num_envs``
+        with ``batch_size=num_envs`` is "no replay": learn from the latest step only.
+      batch_size: transitions per gradient update.
+      learning_starts: env steps collected before learning; updates happen at every
+        ``train_frequency``-th env step strictly after it (the SB3 convention).
+      train_frequency: env steps between two update events.
+      gradient_steps: gradient updates per update event.
+      gamma: discount factor in ``[0, 1]``.
+      optimizer: one of ``OPTIMIZERS``.
+      learning_rate: optimizer step size (> 0).
+      learning_rate_schedule: ``"constant"`` or ``"linear"`` (decays to 0 at the last
+        update; steadies the final policy).
+      optimizer_eps: epsilon of adam/adamw/rmsprop (> 0).
+      max_grad_norm: global-norm gradient clipping; ``None`` disables it.
+      loss: ``"l2"`` (default) or ``"huber"`` on the TD error. Huber with
+        ``huber_delta=1`` suits rewards clipped to [-1, 1] (Mnih et al. 2015). With
+        unscaled returns (CartPole's Q is near 100) the rare terminal transitions have TD
+        errors far above delta; Huber then weighs them like any other sample (a median
+        fit), nothing anchors the values and Q diverges. Measured: CartPole-v1, Q grew
+        past 1e5 with Huber and stayed near 100 with L2 under the same settings.
+      huber_delta: Huber threshold (> 0); scale it with the TD errors you expect.
+      double_q: Double DQN targets (van Hasselt et al. 2016).
+      target_update_period: gradient updates between target syncs. ``1`` with
+        ``target_tau=1.0`` means no target network (targets from the online net).
+      target_tau: step of each sync, ``target <- tau * online + (1 - tau) * target``;
+        1.0 is a hard copy, small values with period 1 are Polyak averaging.
+      exploration: ``"epsilon_greedy"`` (the schedule gives ε) or ``"boltzmann"``
+        (the schedule gives the softmax temperature).
+      exploration_schedule: ``"linear"`` from start to end over ``exploration_steps``
+        units, ``"exponential"`` as ``max(end, start * decay**n)``, or ``"constant"``
+        (``exploration_start`` throughout).
+      exploration_unit: what the schedule counts: ``"env_steps"`` or ``"episodes"``
+        (completed episodes, summed over envs).
+      exploration_start: ε (in [0, 1]) or temperature (> 0) at count 0.
+      exploration_end: final ε or temperature.
+      exploration_steps: length of the linear schedule, in ``exploration_unit``.
+      exploration_decay: multiplier per unit of the exponential schedule, in (0, 1].
+      eval_epsilon: ε of :func:`jaxdqn.evaluate` (0 is greedy).
+      hidden_sizes: widths of the MLP's hidden layers.
+      activation: one of ``ACTIVATIONS``.
+      log_interval: env steps per logging point (a multiple of
+        :meth:`cycle_env_steps` dividing ``total_timesteps``); ``None`` picks about
+        100 points.
+    """
+
+    # Environment and budget.
+    env_id: str = "CartPole-v1"
+    num_envs: int = 8
+    total_timesteps: int = 200_000
+    # Replay and update cadence.
+    buffer_size: int = 100_000
+    batch_size: int = 128
+    learning_starts: int = 1_000
+    train_frequency: int = 4
+    gradient_steps: int = 1
+    # TD learning.
+    gamma: float = 0.99
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    learning_rate: float = 3e-4
+    learning_rate_schedule: Literal["constant", "linear"] = "constant"
+    optimizer_eps: float = 1e-8
+    max_grad_norm: float | None = 10.0
+    loss: Literal["huber", "l2"] = "l2"
+    huber_delta: float = 1.0
+    double_q: bool = True
+    target_update_period: int = 250
+    target_tau: float = 1.0
+    # Exploration.
+    exploration: Literal["epsilon_greedy", "boltzmann"] = "epsilon_greedy"
+    exploration_schedule: Literal["linear", "exponential", "constant"] = "linear"
+    exploration_unit: Literal["env_steps", "episodes"] = "env_steps"
+    exploration_start: float = 1.0
+    exploration_end: float = 0.05
+    exploration_steps: int = 20_000
+    exploration_decay: float = 0.999
+    eval_epsilon: float = 0.0
+    # Network.
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: Literal["relu", "tanh", "gelu", "silu"] = "relu"
+    # Logging.
+    log_interval: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hidden_sizes, tuple) and _is_int_sequence(self.hidden_sizes):
+            # A list is the same value; store it as a tuple so the config stays hashable.
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        _validate(self)
+
+    # ---- Derived layout of the compiled loop (all static Python ints). ----
+
+    def cycle_env_steps(self) -> int:
+        """Env steps per cycle: ``lcm(num_envs, train_frequency)``."""
+        return math.lcm(self.num_envs, self.train_frequency)
+
+    def steps_per_cycle(self) -> int:
+        """Vectorised env steps per cycle."""
+        return self.cycle_env_steps() // self.num_envs
+
+    def updates_per_cycle(self) -> int:
+        """Gradient updates per cycle once learning has started."""
+        return self.gradient_steps * self.cycle_env_steps() // self.train_frequency
+
+    def num_cycles(self) -> int:
+        """Cycles in the whole run."""
+        return self.total_timesteps // self.cycle_env_steps()
+
+    def total_updates(self) -> int:
+        """Gradient updates in the whole run (exact).
+
+        One update event at every multiple of ``train_frequency`` strictly after
+        ``learning_starts``: the cycles that start at or after ``learning_starts`` run
+        :meth:`updates_per_cycle` each.
+        """
+        learning_cycles = (self.total_timesteps - self.learning_starts) // self.cycle_env_steps()
+        return learning_cycles * self.updates_per_cycle()
+
+    def resolved_log_interval(self) -> int:
+        """Env steps per logging point (``log_interval`` or the automatic choice)."""
+        if self.log_interval is not None:
+            return self.log_interval
+        cycles = self.num_cycles()
+        fits = [d for d in _divisors(cycles) if cycles // d >= _TARGET_LOG_POINTS]
+        return max(fits, default=1) * self.cycle_env_steps()
+
+    def num_log_points(self) -> int:
+        """Logging points in the whole run (leading axis of the metrics)."""
+        return self.total_timesteps // self.resolved_log_interval()
+
+    def cycles_per_log(self) -> int:
+        """Cycles between two logging points."""
+        return self.resolved_log_interval() // self.cycle_env_steps()
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return small + [n // d for d in small]
+
+
+def _is_int_sequence(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def _fail(field: str, value: object, allowed: str) -> None:
+    raise ValueError(f"DQNConfig.{field}={value!r} is invalid: {allowed}.")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _int_field(cfg: DQNConfig, field: str, low: int, high: float = math.inf) -> int:
+    value = getattr(cfg, field)
+    if not _is_int(value):
+        _fail(field, value, f"must be an integer in [{low}, {high}]")
+    if not low <= value <= high:
+        _fail(field, value, f"must be an integer in [{low}, {high}]")
+    return int(value)
+
+
+def _real_field(
+    cfg: DQNConfig, field: str, low: float, high: float, *, open_low=False, open_high=False
+) -> float:
+    value = getattr(cfg, field)
+    lo, hi = ("(" if open_low else "["), (")" if open_high else "]")
+    allowed = f"must be a finite number in {lo}{low}, {high}{hi}"
+    if not _is_real(value):
+        _fail(field, value, allowed)
+    v = float(value)
+    if v < low or v > high or (open_low and v == low) or (open_high and v == high):
+        _fail(field, value, allowed)
+    return v
+
+
+def _choice_field(cfg: DQNConfig, field: str, choices: tuple[str, ...]) -> str:
+    value = getattr(cfg, field)
+    if value not in choices:
+        _fail(field, value, f"must be one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _bool_field(cfg: DQNConfig, field: str) -> None:
+    if not isinstance(getattr(cfg, field), bool):
+        _fail(field, getattr(cfg, field), "must be True or False")
+
+
+def _nearest_multiples(value: int, step: int) -> str:
+    below, above = (value // step) * step, (value // step + 1) * step
+    return " or ".join(str(v) for v in (below, above) if v > 0)
+
+
+def _validate(cfg: DQNConfig) -> None:
+    check_env_id(cfg.env_id, field="DQNConfig.env_id")
+    num_envs = _int_field(cfg, "num_envs", 1)
+    total = _int_field(cfg, "total_timesteps", 1)
+    buffer_size = _int_field(cfg, "buffer_size", 1)
+    batch_size = _int_field(cfg, "batch_size", 1)
+    _int_field(cfg, "learning_starts", 0)
+    train_frequency = _int_field(cfg, "train_frequency", 1)
+    _int_field(cfg, "gradient_steps", 1)
+    _real_field(cfg, "gamma", 0.0, 1.0)
+    _choice_field(cfg, "optimizer", OPTIMIZERS)
+    _real_field(cfg, "learning_rate", 0.0, math.inf, open_low=True)
+    _choice_field(cfg, "learning_rate_schedule", LEARNING_RATE_SCHEDULES)
+    _real_field(cfg, "optimizer_eps", 0.0, math.inf, open_low=True)
+    if cfg.max_grad_norm is not None:
+        _real_field(cfg, "max_grad_norm", 0.0, math.inf, open_low=True)
+    _choice_field(cfg, "loss", LOSSES)
+    _real_field(cfg, "huber_delta", 0.0, math.inf, open_low=True)
+    _bool_field(cfg, "double_q")
+    _int_field(cfg, "target_update_period", 1)
+    _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
+    exploration = _choice_field(cfg, "exploration", EXPLORATIONS)
+    schedule = _choice_field(cfg, "exploration_schedule", EXPLORATION_SCHEDULES)
+    unit = _choice_field(cfg, "exploration_unit", EXPLORATION_UNITS)
+    if exploration == "epsilon_greedy":
+        _real_field(cfg, "exploration_start", 0.0, 1.0)
+        _real_field(cfg, "exploration_end", 0.0, 1.0)
+    else:  # Boltzmann: the schedule is a softmax temperature.
+        _real_field(cfg, "exploration_start", 0.0, math.inf, open_low=True)
+        _real_field(cfg, "exploration_end", 0.0, math.inf, open_low=True)
+    steps = _int_field(cfg, "exploration_steps", 1)
+    _real_field(cfg, "exploration_decay", 0.0, 1.0, open_low=True)
+    _real_field(cfg, "eval_epsilon", 0.0, 1.0)
+    _choice_field(cfg, "activation", ACTIVATIONS)
+    if (
+        not isinstance(cfg.hidden_sizes, tuple)
+        or not cfg.hidden_sizes
+        or not all(_is_int(h) and h >= 1 for h in cfg.hidden_sizes)
+    ):
+        _fail("hidden_sizes", cfg.hidden_sizes, "must be a non-empty sequence of positive ints")
+
+    # Relations between fields.
+    if buffer_size < num_envs:
+        _fail(
+            "buffer_size",
+            buffer_size,
+            f"must be >= num_envs={num_envs} (each vectorised step adds num_envs transitions)",
+        )
+    if batch_size > buffer_size:
+        _fail("batch_size", batch_size, f"must be <= buffer_size={buffer_size}")
+    cycle = cfg.cycle_env_steps()
+    why = f"lcm(num_envs={num_envs}, train_frequency={train_frequency})"
+    if total % cycle:
+        _fail(
+            "total_timesteps",
+            total,
+            f"must be a multiple of {cycle} env steps, {why}, so that every scheduled "
+            f"update happens; nearest: {_nearest_multiples(total, cycle)}",
+        )
+    if cfg.learning_starts % cycle:
+        _fail(
+            "learning_starts",
+            cfg.learning_starts,
+            f"must be a multiple of {cycle} env steps, {why}, to start exactly on an update "
+            f"boundary; nearest: {_nearest_multiples(cfg.learning_starts, cycle)}",
+        )
+    if cfg.learning_starts >= total:
+        _fail("learning_starts", cfg.learning_starts, f"must be < total_timesteps={total}")
+    if cfg.learning_starts + cycle < batch_size:
+        _fail(
+            "batch_size",
+            batch_size,
+            f"must be <= learning_starts={cfg.learning_starts} + {cycle} env steps of one "
+            "cycle, the transitions stored when the first update samples",
+        )
+    if schedule == "linear" and unit == "env_steps" and steps > total:
+        _fail(
+            "exploration_steps",
+            steps,
+            f"a linear schedule over env steps must end within total_timesteps={total}",
+        )
+    if cfg.log_interval is not None:
+        interval = _int_field(cfg, "log_interval", 1)
+        if interval % cycle or total % interval:
+            _fail(
+                "log_interval",
+                interval,
+                f"must be a multiple of {cycle} env steps ({why}) that divides "
+                f"total_timesteps={total}",
+            )

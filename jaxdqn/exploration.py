@@ -1,0 +1,105 @@
+"""Exploration: schedules (linear, exponential, constant), ε-greedy and Boltzmann.
+
+Schedules are plain functions of a count and their parameters, so the parameters may be
+traced arrays (a vmapped hyperparameter sweep compiles once). Action selection works on one
+Q-vector with its own key; the trainer gives every env of every seed its own key.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+def linear_schedule(
+    count: chex.Numeric, start: chex.Numeric, end: chex.Numeric, steps: chex.Numeric
+) -> chex.Array:
+    """``start`` moving linearly to ``end`` over ``steps`` counts, then ``end``.
+
+    Args:
+      count: ``[...]`` non-negative count (env steps or episodes).
+      start, end: values at count 0 and at ``count >= steps``.
+      steps: positive length of the ramp.
+
+    Returns:
+      float32 ``[...]``.
+    """
+    frac = jnp.clip(jnp.asarray(count, jnp.float32) / steps, 0.0, 1.0)
+    return jnp.asarray(start + frac * (end - start), jnp.float32)
+
+
+def exponential_schedule(
+    count: chex.Numeric, start: chex.Numeric, end: chex.Numeric, decay: chex.Numeric
+) -> chex.Array:
+    """``max(end, start * decay**count)``: the closed form of ``ε ← max(ε_end, ε·decay)``
+    applied once per count. Returns float32 of the shape of ``count``."""
+    value = start * jnp.power(jnp.asarray(decay, jnp.float32), jnp.asarray(count, jnp.float32))
+    return jnp.maximum(end, value).astype(jnp.float32)
+
+
+def exploration_value(config, count: chex.Numeric) -> chex.Array:
+    """ε (or Boltzmann temperature) of ``config``'s schedule at ``count``.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig`.
+      count: ``[...]`` count in ``config.exploration_unit``.
+
+    Returns:
+      float32 ``[...]``.
+    """
+    kind = config.exploration_schedule
+    if kind == "linear":
+        return linear_schedule(
+            count, config.exploration_start, config.exploration_end, config.exploration_steps
+        )
+    if kind == "exponential":
+        return exponential_schedule(
+            count, config.exploration_start, config.exploration_end, config.exploration_decay
+        )
+    return jnp.full(jnp.shape(count), config.exploration_start, jnp.float32)
+
+
+def greedy(q_values: chex.Array) -> chex.Array:
+    """``argmax`` action of ``[num_actions]`` Q-values (first on ties), int32 ``[]``."""
+    return jnp.argmax(q_values).astype(jnp.int32)
+
+
+def epsilon_greedy(key: jax.Array, q_values: chex.Array, epsilon: chex.Numeric) -> chex.Array:
+    """With probability ``epsilon`` a uniform random action, else the greedy one.
+
+    Args:
+      key: PRNG key for this one decision.
+      q_values: ``[num_actions]``.
+      epsilon: ``[]`` in [0, 1]; 0 is always greedy, 1 always random.
+
+    Returns:
+      int32 ``[]`` action.
+    """
+    chex.assert_rank(q_values, 1)
+    key_coin, key_action = jax.random.split(key)
+    explore = jax.random.uniform(key_coin) < epsilon
+    random_action = jax.random.randint(key_action, (), 0, q_values.shape[-1], jnp.int32)
+    return jnp.where(explore, random_action, greedy(q_values))
+
+
+def boltzmann(key: jax.Array, q_values: chex.Array, temperature: chex.Numeric) -> chex.Array:
+    """Samples an action with probability ``softmax(q_values / temperature)``.
+
+    Args:
+      key: PRNG key for this one decision.
+      q_values: ``[num_actions]``.
+      temperature: ``[]`` > 0; small is near-greedy, large near-uniform.
+
+    Returns:
+      int32 ``[]`` action.
+    """
+    chex.assert_rank(q_values, 1)
+    return jax.random.categorical(key, q_values / temperature).astype(jnp.int32)
+
+
+def select_action(config, key: jax.Array, q_values: chex.Array, value: chex.Numeric):
+    """The action of ``config.exploration`` (ε-greedy or Boltzmann) for one Q-vector."""
+    if config.exploration == "boltzmann":
+        return boltzmann(key, q_values, value)
+    return epsilon_greedy(key, q_values, value)

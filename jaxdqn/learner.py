@@ -1,0 +1,134 @@
+"""The learner: optimizer, target-network sync and one gradient update of DQN."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxdqn import losses
+from jaxdqn.buffer import ReplayBuffer
+from jaxdqn.state import TrainState, Transition
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+    """Optimizer of a config: optional global-norm clipping, then the chosen optimizer.
+
+    With ``learning_rate_schedule="linear"`` the step size decays linearly from
+    ``learning_rate`` to 0 over ``config.total_updates()`` gradient updates.
+    """
+    lr: float | optax.Schedule = config.learning_rate
+    if config.learning_rate_schedule == "linear":
+        lr = optax.linear_schedule(config.learning_rate, 0.0, config.total_updates())
+    eps = config.optimizer_eps
+    optimizer = {
+        "adam": lambda: optax.adam(lr, eps=eps),
+        "adamw": lambda: optax.adamw(lr, eps=eps),
+        "rmsprop": lambda: optax.rmsprop(lr, eps=eps),
+        "sgd": lambda: optax.sgd(lr),
+    }[config.optimizer]()
+    if config.max_grad_norm is None:
+        return optimizer
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optimizer)
+
+
+def sync_target(
+    params: Any, target_params: Any, updates: chex.Numeric, period: chex.Numeric, tau: chex.Numeric
+) -> Any:
+    """Target parameters after gradient update number ``updates``.
+
+    Every ``period`` updates, ``target <- tau * online + (1 - tau) * target``; otherwise
+    unchanged. ``tau=1`` is the hard copy of Mnih et al. (2015); ``period=1`` with a small
+    ``tau`` is Polyak averaging; ``period=1, tau=1`` makes targets follow the online net
+    (no target network). Built on optax's ``periodic_update`` and ``incremental_update``.
+
+    Args:
+      params: online parameters (any pytree).
+      target_params: target parameters, same structure.
+      updates: ``[]`` int, number of gradient updates applied so far (after this one).
+      period: sync period in gradient updates (>= 1).
+      tau: sync step size in (0, 1].
+
+    Returns:
+      The new target parameters, same structure.
+    """
+    blended = optax.incremental_update(params, target_params, tau)
+    return optax.periodic_update(blended, target_params, updates, period)
+
+
+def td_errors(
+    config, q_network: nn.Module, params: Any, target_params: Any, batch: Transition
+) -> tuple[jax.Array, jax.Array]:
+    """TD errors of a batch and the Q-values of the actions taken.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig` (``gamma``, ``double_q``).
+      q_network: the Q-network module.
+      params, target_params: online and target parameters.
+      batch: a :class:`Transition` with leaves ``[B, ...]``.
+
+    Returns:
+      ``(td [B], q_taken [B])``; gradients flow only through ``q_taken``.
+    """
+    q_tm1 = q_network.apply(params, batch.obs)
+    q_t_value = q_network.apply(target_params, batch.next_obs)
+    discount_t = losses.discount_from_terminated(config.gamma, batch.terminated)
+    reward = batch.reward.astype(jnp.float32)
+    if config.double_q:
+        q_t_selector = q_network.apply(params, batch.next_obs)
+        td = jax.vmap(losses.double_q_learning)(
+            q_tm1, batch.action, reward, discount_t, q_t_value, q_t_selector
+        )
+    else:
+        td = jax.vmap(losses.q_learning)(q_tm1, batch.action, reward, discount_t, q_t_value)
+    q_taken = jnp.take_along_axis(q_tm1, batch.action[:, None], axis=1)[:, 0]
+    return td, q_taken
+
+
+def make_update_step(
+    config,
+    q_network: nn.Module,
+    buffer: ReplayBuffer,
+    optimizer: optax.GradientTransformation,
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """One DQN gradient update: sample, TD loss, optimizer step, target sync.
+
+    Returns:
+      ``update(state, key) -> (state, stats)`` where ``stats`` holds scalars ``loss``,
+      ``q_value`` (mean Q of the sampled actions), ``td_error`` (mean ``|δ|``) and
+      ``grad_norm`` (before clipping).
+    """
+
+    def loss_fn(params, target_params, batch):
+        td, q_taken = td_errors(config, q_network, params, target_params, batch)
+        loss = losses.td_loss(td, config.loss, config.huber_delta)
+        return loss, (td, q_taken)
+
+    def update(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+        batch = buffer.sample(state.buffer, key, config.batch_size)
+        (loss, (td, q_taken)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.target_params, batch
+        )
+        param_updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, param_updates)
+        updates = state.updates + 1
+        target_params = sync_target(
+            params, state.target_params, updates, config.target_update_period, config.target_tau
+        )
+        stats = {
+            "loss": loss,
+            "q_value": jnp.mean(q_taken),
+            "td_error": jnp.mean(jnp.abs(td)),
+            "grad_norm": optax.tree.norm(grads),
+        }
+        new_state = state._replace(
+            params=params, target_params=target_params, opt_state=opt_state, updates=updates
+        )
+        return new_state, stats
+
+    return update

@@ -1,0 +1,59 @@
+"""Q-networks (flax linen) behind :func:`make_q_network`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxdqn.envs import env_spec
+
+_ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.silu}
+
+
+class MLPQNetwork(nn.Module):
+    """A multilayer perceptron mapping observations to one Q-value per action.
+
+    ``apply(params, obs)`` takes ``obs`` of shape ``[B, *obs_shape]`` in any dtype,
+    flattens it to ``[B, prod(obs_shape)]`` as float32 and returns ``[B, num_actions]``.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.reshape((obs.shape[0], -1)).astype(jnp.float32)
+        act = _ACTIVATIONS[self.activation]
+        for width in self.hidden_sizes:
+            x = act(nn.Dense(width)(x))
+        return nn.Dense(self.num_actions)(x)
+
+
+def make_q_network(config) -> nn.Module:
+    """The Q-network of a config, sized for its environment.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig`.
+
+    Returns:
+      A flax module; ``.init(key, obs_batch)`` and ``.apply(params, obs_batch)`` with
+      ``obs_batch`` of shape ``[B, *obs_shape]`` give Q-values ``[B, num_actions]``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxdqn
+      >>> config = jaxdqn.DQNConfig(env_id="CartPole-v1")
+      >>> q_net = jaxdqn.make_q_network(config)
+      >>> params = q_net.init(jax.random.key(0), jnp.zeros((1, 4)))
+      >>> q_net.apply(params, jnp.zeros((32, 4))).shape
+      (32, 2)
+    """
+    _, _, num_actions = env_spec(config.env_id)
+    return MLPQNetwork(
+        num_actions=num_actions,
+        hidden_sizes=tuple(config.hidden_sizes),
+        activation=config.activation,
+    )

@@ -1,0 +1,36 @@
+"""Tuned configs that are proven (by tests and benchmarks) to solve their environments."""
+
+from __future__ import annotations
+
+import difflib
+
+from jaxdqn.config import DQNConfig
+
+# Solve thresholds: the mean greedy return over 100 episodes that counts as solved.
+SOLVED_RETURN = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
+
+_PRESETS: dict[str, DQNConfig] = {
+    "CartPole-v1": DQNConfig(env_id="CartPole-v1"),
+    "Acrobot-v1": DQNConfig(env_id="Acrobot-v1"),
+    "ChainWalk-v0": DQNConfig(env_id="ChainWalk-v0"),
+}
+
+PRESET_IDS: tuple[str, ...] = tuple(_PRESETS)
+
+
+def get_preset(env_id: str) -> DQNConfig:
+    """The tuned :class:`DQNConfig` for ``env_id``.
+
+    Change fields with ``dataclasses.replace(get_preset(...), total_timesteps=...)``.
+
+    Raises:
+      ValueError: if there is no preset for ``env_id`` (lists those there are).
+    """
+    if env_id not in _PRESETS:
+        close = difflib.get_close_matches(str(env_id), PRESET_IDS, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"env_id={env_id!r} has no preset.{hint} Presets: {', '.join(PRESET_IDS)}. "
+            "Any gymnax id works with a DQNConfig of your own."
+        )
+    return _PRESETS[env_id]

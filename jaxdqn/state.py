@@ -1,0 +1,44 @@
+"""Pytrees of arrays that flow through the compiled loop: ``Transition`` and ``TrainState``.
+
+They hold arrays only (functions live in closures), so ``jax.vmap`` over seeds,
+``jax.tree.map`` and checkpointing work on them directly. Shapes below are for one seed;
+``jax.vmap(train)`` adds a leading seed axis to every leaf.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+
+class Transition(NamedTuple):
+    """One environment step, as stored in and sampled from the replay buffer.
+
+    Leading batch axes ``[...]`` are whatever the caller uses (``[num_envs]`` on add,
+    ``[batch_size]`` on sample).
+    """
+
+    obs: jax.Array  # [..., *obs_shape], env dtype: observation the action was taken in
+    action: jax.Array  # [...], int32
+    reward: jax.Array  # [...], float32
+    terminated: jax.Array  # [...], bool: a true terminal state; truncation is NOT stored
+    next_obs: jax.Array  # [..., *obs_shape]: the true next observation; on an episode end
+    # the final observation before the automatic reset, never the next episode's first.
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries from one step to the next (one seed)."""
+
+    params: Any  # online Q-network parameters (flax variables pytree)
+    target_params: Any  # target Q-network parameters, same structure as params
+    opt_state: Any  # optax optimizer state
+    buffer: Any  # replay buffer state (jaxdqn.buffer.ReplayBufferState)
+    env_state: Any  # gymnax env states, leaves [num_envs, ...]
+    obs: jax.Array  # [num_envs, *obs_shape]: observations the next actions are taken in
+    episode_return: jax.Array  # [num_envs], float32: return of each env's running episode
+    episode_length: jax.Array  # [num_envs], int32: steps of each env's running episode
+    key: jax.Array  # typed PRNG key, shape=()
+    env_steps: jax.Array  # shape=(), int32: env steps taken, summed over envs
+    updates: jax.Array  # shape=(), int32: gradient updates applied
+    episodes: jax.Array  # shape=(), int32: episodes completed, summed over envs

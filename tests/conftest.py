@@ -1,0 +1,51 @@
+"""Shared tiny configs and compiled functions: JAX compiles are the slow part on CI's
+2 cores, so every test that can reuse a compiled program does."""
+
+from __future__ import annotations
+
+import collections
+import functools
+
+import jax
+import pytest
+
+import jaxdqn
+
+# A few hundred env steps of ChainWalk-v0: compiles in seconds, runs in milliseconds.
+TINY_CHAIN = jaxdqn.DQNConfig(
+    env_id="ChainWalk-v0",
+    num_envs=4,
+    total_timesteps=1_600,
+    buffer_size=2_000,
+    batch_size=16,
+    learning_starts=160,
+    train_frequency=2,
+    target_update_period=25,
+    exploration_steps=800,
+    hidden_sizes=(16,),
+    log_interval=160,
+)
+
+
+# How many times each jitted_train function was traced (a retrace means a recompile).
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+
+@functools.cache
+def jitted_train(config: jaxdqn.DQNConfig, vmapped: bool):
+    """One compiled ``train`` per (config, vmapped) for the whole test session."""
+    train = jaxdqn.make_train(config)
+
+    def counted(key):
+        TRACE_COUNTS[config, vmapped] += 1
+        return (jax.vmap(train) if vmapped else train)(key)
+
+    return jax.jit(counted)
+
+
+@pytest.fixture(scope="session")
+def tiny_chain_run():
+    """TINY_CHAIN trained on 2 seeds in one vmapped call: (keys, states, metrics)."""
+    keys = jax.random.split(jax.random.key(0), 2)
+    states, metrics = jitted_train(TINY_CHAIN, True)(keys)
+    return keys, states, metrics

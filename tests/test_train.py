@@ -1,0 +1,224 @@
+"""The fused trainer: one compiled program, exact schedules, per-seed randomness, and the
+transitions it stores checked against the environments' own dynamics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY_CHAIN, TRACE_COUNTS, jitted_train
+from test_envs import seed_step
+
+import jaxdqn
+from jaxdqn.train import METRIC_NAMES
+
+
+def leaves_equal(a, b) -> bool:
+    """Bit-for-bit equality of two pytrees (typed PRNG keys compared by their data)."""
+
+    def data(x):
+        return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+
+    return all(
+        np.array_equal(data(x), data(y))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def test_smoke_two_seeds_finite_and_different(tiny_chain_run):
+    _, states, metrics = tiny_chain_run
+    points = TINY_CHAIN.num_log_points()
+    assert set(metrics) == set(METRIC_NAMES)
+    for name, values in metrics.items():
+        assert values.shape == (2, points), name
+    learning = np.asarray(metrics["env_steps"][0]) > TINY_CHAIN.learning_starts
+    for name in ("loss", "q_value", "td_error", "grad_norm"):
+        assert np.all(np.isfinite(metrics[name][:, learning])), name
+    assert np.all(np.isfinite(jax.tree.leaves(states.params)[0]))
+    assert not leaves_equal(states.params, jax.tree.map(lambda x: x[::-1], states.params))
+    assert not np.array_equal(metrics["loss"][0], metrics["loss"][1])
+
+
+def test_vmap_over_seeds_matches_single_runs(tiny_chain_run):
+    keys, states, metrics = tiny_chain_run
+    single = jitted_train(TINY_CHAIN, False)
+    for i in range(len(keys)):
+        state_i, metrics_i = single(keys[i])
+        for a, b in zip(
+            jax.tree.leaves(state_i.params), jax.tree.leaves(states.params), strict=True
+        ):
+            np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(state_i.buffer.data.action, states.buffer.data.action[i])
+        for name in METRIC_NAMES:
+            np.testing.assert_allclose(metrics_i[name], metrics[name][i], rtol=1e-5, atol=1e-6)
+
+
+def test_compiles_once_for_new_keys_and_is_deterministic(tiny_chain_run):
+    single = jitted_train(TINY_CHAIN, False)
+    first, _ = single(jax.random.key(11))
+    again, _ = single(jax.random.key(11))
+    other, _ = single(jax.random.key(12))
+    assert TRACE_COUNTS[TINY_CHAIN, False] == 1
+    assert leaves_equal(first, again)  # bit for bit, buffer and env states included
+    assert not leaves_equal(first.params, other.params)
+
+
+def test_each_key_draws_its_own_initial_params():
+    init = jax.jit(jaxdqn.make_trainer(TINY_CHAIN).init)
+    a, b = init(jax.random.key(1)), init(jax.random.key(2))
+    assert not leaves_equal(a.params, b.params)
+    assert leaves_equal(a.params, a.target_params)
+    assert int(a.env_steps) == int(a.buffer.size) == 0
+
+
+def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
+    """ChainWalk never terminates and truncates every 20 steps: every stored next_obs must
+    be the chain's own successor of (obs, action), also on the truncation step, and the
+    next row of that env must start again at 0."""
+    _, states, _ = tiny_chain_run
+    num_envs = TINY_CHAIN.num_envs
+    stored = TINY_CHAIN.total_timesteps
+    assert int(states.buffer.size[0]) == stored  # nothing overwritten, written in order
+    data = jax.tree.map(lambda x: np.asarray(x[0, :stored]), states.buffer.data)  # seed 0
+    obs = data.obs[:, 0].reshape(-1, num_envs)  # [time, env]
+    next_obs = data.next_obs[:, 0].reshape(-1, num_envs)
+    actions = data.action.reshape(-1, num_envs)
+    rewards = data.reward.reshape(-1, num_envs)
+    assert not data.terminated.any()  # truncation is never stored as termination
+    for t in range(obs.shape[0]):
+        for e in range(num_envs):
+            expected_next, expected_reward = seed_step(int(obs[t, e]), int(actions[t, e]))
+            assert next_obs[t, e] == expected_next
+            assert rewards[t, e] == pytest.approx(expected_reward)
+    truncation_rows = np.arange(19, obs.shape[0] - 1, 20)
+    assert np.all(obs[truncation_rows + 1] == 0)  # the reset is not stored as next_obs
+    assert np.any(next_obs[truncation_rows] != 0)
+    discount = jaxdqn.losses.discount_from_terminated(TINY_CHAIN.gamma, data.terminated)
+    np.testing.assert_allclose(discount, TINY_CHAIN.gamma)
+
+
+def test_termination_stores_terminal_obs_not_reset():
+    """CartPole under a random policy: terminated rows hold the fallen pole as next_obs,
+    and only terminal states are marked terminated."""
+    config = dataclasses.replace(
+        TINY_CHAIN,
+        env_id="CartPole-v1",
+        exploration_schedule="constant",
+        exploration_start=1.0,
+        total_timesteps=800,
+        learning_starts=160,
+        log_interval=160,
+        buffer_size=800,
+    )
+    state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(3))
+    data = jax.tree.map(np.asarray, state.buffer.data)
+    terminated = data.terminated
+    assert terminated.sum() > 10
+    x, theta = data.next_obs[:, 0], data.next_obs[:, 2]
+    out_of_bounds = (np.abs(x) > 2.4) | (np.abs(theta) > 12 * 2 * np.pi / 360)
+    np.testing.assert_array_equal(terminated, out_of_bounds)
+    rows = np.flatnonzero(terminated)
+    rows = rows[rows + config.num_envs < len(terminated)]
+    assert np.all(np.abs(data.obs[rows + config.num_envs]) <= 0.05)  # fresh reset after
+
+
+@pytest.mark.parametrize("num_envs", [1, 3, 8])
+def test_schedules_count_exactly_for_any_num_envs(num_envs):
+    config = dataclasses.replace(
+        TINY_CHAIN,
+        num_envs=num_envs,
+        total_timesteps=2_400,
+        learning_starts=240,
+        log_interval=480,
+        exploration_steps=1_000,
+        target_update_period=7,
+    )
+    state, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
+    ends = np.arange(1, 6) * 480
+    np.testing.assert_array_equal(metrics["env_steps"], ends)
+    # Updates: train_frequency=2 -> one update at every even env step after step 240.
+    expected_updates = [sum(1 for e in range(2, end + 1, 2) if e > 240) for end in ends]
+    np.testing.assert_array_equal(metrics["updates"], expected_updates)
+    assert int(state.updates) == config.total_updates() == expected_updates[-1]
+    # Exploration: env j of the last step of a window is env step end - num_envs + j.
+    counts = ends[:, None] - num_envs + np.arange(num_envs)
+    expected_eps = np.mean(1.0 + np.minimum(counts / 1_000, 1.0) * (0.05 - 1.0), axis=1)
+    np.testing.assert_allclose(metrics["exploration"], expected_eps, rtol=1e-6)
+    # Hard target sync exactly every 7 updates.
+    synced = leaves_equal(state.params, state.target_params)
+    assert synced == (int(state.updates) % 7 == 0)
+
+
+def test_episode_statistics_count_completed_episodes_only(tiny_chain_run):
+    _, states, metrics = tiny_chain_run
+    num_envs, interval = TINY_CHAIN.num_envs, TINY_CHAIN.resolved_log_interval()
+    stored = TINY_CHAIN.total_timesteps
+    rewards = np.asarray(states.buffer.data.reward[0, :stored]).reshape(-1, num_envs)
+    episode_returns = rewards.reshape(-1, 20, num_envs).sum(axis=1)  # [episode, env]
+    steps_per_window = interval // num_envs
+    for k in range(TINY_CHAIN.num_log_points()):
+        # Episodes that ended inside window k (ChainWalk episodes are exactly 20 steps).
+        done = [
+            i
+            for i in range(episode_returns.shape[0])
+            if k * steps_per_window <= 20 * i + 19 < (k + 1) * steps_per_window
+        ]
+        assert int(metrics["completed_episodes"][0, k]) == len(done) * num_envs
+        np.testing.assert_allclose(metrics["episode_length"][0, k], 20.0)
+        np.testing.assert_allclose(
+            metrics["episode_return"][0, k], episode_returns[done].mean(), rtol=1e-5
+        )
+
+
+def test_window_without_episode_end_reports_nan():
+    config = dataclasses.replace(
+        TINY_CHAIN,
+        num_envs=1,
+        total_timesteps=400,
+        log_interval=10,
+        learning_starts=20,
+        exploration_steps=200,
+    )
+    _, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
+    completed = np.asarray(metrics["completed_episodes"])
+    assert set(completed.tolist()) == {0, 1}
+    assert np.all(np.isnan(metrics["episode_return"][completed == 0]))
+    assert np.all(np.isfinite(metrics["episode_return"][completed == 1]))
+    assert np.isnan(metrics["loss"][0]) and np.isfinite(metrics["loss"][-1])
+
+
+def constant_policy_params(config, action: int):
+    """Q-network params whose Q-values prefer ``action`` in every state."""
+    q_net = jaxdqn.make_q_network(config)
+    params = q_net.init(jax.random.key(0), jnp.zeros((1, 1)))
+    last = sorted(params["params"])[-1]
+    params = jax.tree.map(jnp.zeros_like, params)
+    bias = jnp.zeros(2).at[action].set(1.0)
+    params["params"][last]["bias"] = bias
+    return params
+
+
+@pytest.mark.parametrize(("action", "expected"), [(1, 15.0), (0, -2.0)])
+def test_evaluate_hand_computed_returns(action, expected):
+    # Always right: 5 moves with reward 0, then 15 steps at the goal with reward 1.
+    # Always back: 20 steps of -0.1.
+    params = constant_policy_params(TINY_CHAIN, action)
+    returns = jax.jit(lambda p, k: jaxdqn.evaluate(TINY_CHAIN, p, k, 3))(params, jax.random.key(0))
+    np.testing.assert_allclose(returns, expected, rtol=1e-6)
+    batched = jax.vmap(lambda k: jaxdqn.evaluate(TINY_CHAIN, params, k, 2))(
+        jax.random.split(jax.random.key(0), 2)
+    )
+    np.testing.assert_allclose(batched, expected, rtol=1e-6)
+
+
+def test_evaluate_epsilon_one_is_random_and_validated():
+    params = constant_policy_params(TINY_CHAIN, 1)
+    returns = jaxdqn.evaluate(TINY_CHAIN, params, jax.random.key(0), 8, epsilon=1.0)
+    assert np.all(returns < 15.0)
+    with pytest.raises(ValueError, match="num_episodes=0"):
+        jaxdqn.evaluate(TINY_CHAIN, params, jax.random.key(0), 0)
+    with pytest.raises(ValueError, match=r"epsilon=1\.5"):
+        jaxdqn.evaluate(TINY_CHAIN, params, jax.random.key(0), 2, epsilon=1.5)
