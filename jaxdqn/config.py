@@ -70,6 +70,9 @@ class DQNConfig:
         ``target_tau=1.0`` means no target network (targets from the online net).
       target_tau: step of each sync, ``target <- tau * online + (1 - tau) * target``;
         1.0 is a hard copy, small values with period 1 are Polyak averaging.
+      truncation_is_terminal: a deliberate mistake, for ablations only: store time-limit
+        truncations as terminal, so their targets stop bootstrapping (what many DQN
+        implementations get wrong). Keep False.
       exploration: ``"epsilon_greedy"`` (the schedule gives ε) or ``"boltzmann"``
         (the schedule gives the softmax temperature).
       exploration_schedule: ``"linear"`` from start to end over ``exploration_steps``
@@ -111,6 +114,7 @@ class DQNConfig:
     double_q: bool = True
     target_update_period: int = 250
     target_tau: float = 1.0
+    truncation_is_terminal: bool = False
     # Exploration.
     exploration: Literal["epsilon_greedy", "boltzmann"] = "epsilon_greedy"
     exploration_schedule: Literal["linear", "exponential", "constant"] = "linear"
@@ -261,6 +265,7 @@ def _validate(cfg: DQNConfig) -> None:
     _choice_field(cfg, "loss", LOSSES)
     _real_field(cfg, "huber_delta", 0.0, math.inf, open_low=True)
     _bool_field(cfg, "double_q")
+    _bool_field(cfg, "truncation_is_terminal")
     _int_field(cfg, "target_update_period", 1)
     _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
     exploration = _choice_field(cfg, "exploration", EXPLORATIONS)

@@ -12,7 +12,23 @@ SOLVED_RETURN = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 _PRESETS: dict[str, DQNConfig] = {
     "CartPole-v1": DQNConfig(env_id="CartPole-v1"),
     "Acrobot-v1": DQNConfig(env_id="Acrobot-v1"),
-    "ChainWalk-v0": DQNConfig(env_id="ChainWalk-v0"),
+    # Q must bootstrap through the 20-step time limit to values near 100: frequent target
+    # syncs (every 25 updates) carry the value back, and a floor of ε = 0.1 keeps action 0
+    # tried in every state so its Q is learned too.
+    "ChainWalk-v0": DQNConfig(
+        env_id="ChainWalk-v0",
+        num_envs=8,
+        total_timesteps=100_000,
+        buffer_size=10_000,
+        batch_size=64,
+        learning_starts=1_000,
+        train_frequency=2,
+        target_update_period=25,
+        learning_rate=1e-3,
+        learning_rate_schedule="linear",
+        exploration_steps=10_000,
+        exploration_end=0.1,
+    ),
 }
 
 PRESET_IDS: tuple[str, ...] = tuple(_PRESETS)

@@ -146,6 +146,8 @@ def make_trainer(config) -> Trainer:
             jax.random.split(key_step, num_envs), state.env_state, actions, env_params
         )
         reward = reward.astype(jnp.float32)
+        if config.truncation_is_terminal:  # the ablation of a common masking bug
+            terminated = jnp.logical_or(terminated, truncated)
         transition = Transition(
             obs=state.obs,
             action=actions,

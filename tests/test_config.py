@@ -41,6 +41,7 @@ INVALID = [
     ("loss", {"loss": "mse"}),
     ("huber_delta", {"huber_delta": 0.0}),
     ("double_q", {"double_q": 1}),
+    ("truncation_is_terminal", {"truncation_is_terminal": "no"}),
     ("target_update_period", {"target_update_period": 0}),
     ("target_tau", {"target_tau": 0.0}),
     ("target_tau", {"target_tau": 1.01}),
