@@ -109,16 +109,16 @@ def main() -> None:
         f"ChainWalk-v0, {EPISODES} episodes x {EPISODE_STEPS} steps, {args.seeds} seeds per setup"
     )
     print(
-        f"{'setup':<34} {'optimal policy':>15} {'worst |Q-Q*|/Q* (median seed)':>31} "
-        f"{'(worst seed)':>13} {'time':>7}"
+        f"{'setup':<34} {'optimal policy':>15} {'max |Q-Q*|/Q*: median seed':>28} "
+        f"{'worst seed':>11} {'time':>7}"
     )
     for name, config in SETUPS.items():
         start = time.perf_counter()
         states, _ = jax.block_until_ready(jax.jit(jax.vmap(jaxdqn.make_train(config)))(keys))
         optimal, worst = assess(config, states.params)
         print(
-            f"{name:<34} {optimal.mean():>14.0%} {np.median(worst):>31.1%} "
-            f"{worst.max():>13.1%} {time.perf_counter() - start:>6.1f}s"
+            f"{name:<34} {optimal.mean():>15.0%} {np.median(worst):>28.3g} "
+            f"{worst.max():>11.3g} {time.perf_counter() - start:>6.1f}s"
         )
 
 

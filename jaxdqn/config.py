@@ -87,6 +87,7 @@ class DQNConfig:
       eval_epsilon: ε of :func:`jaxdqn.evaluate` (0 is greedy).
       hidden_sizes: widths of the MLP's hidden layers.
       activation: one of ``ACTIVATIONS``.
+      dueling: a dueling head, ``Q = V + A - mean(A)`` (Wang et al. 2016).
       log_interval: env steps per logging point (a multiple of
         :meth:`cycle_env_steps` dividing ``total_timesteps``); ``None`` picks about
         100 points.
@@ -127,6 +128,7 @@ class DQNConfig:
     # Network.
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: Literal["relu", "tanh", "gelu", "silu"] = "relu"
+    dueling: bool = False
     # Logging.
     log_interval: int | None = None
 
@@ -266,6 +268,7 @@ def _validate(cfg: DQNConfig) -> None:
     _real_field(cfg, "huber_delta", 0.0, math.inf, open_low=True)
     _bool_field(cfg, "double_q")
     _bool_field(cfg, "truncation_is_terminal")
+    _bool_field(cfg, "dueling")
     _int_field(cfg, "target_update_period", 1)
     _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
     exploration = _choice_field(cfg, "exploration", EXPLORATIONS)

@@ -13,16 +13,34 @@ from jaxdqn.envs import env_spec
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.silu}
 
 
+class DuelingHead(nn.Module):
+    """``Q = V + A - mean_a A`` from features ``[B, F]`` (Wang et al., 2016).
+
+    The state value and the action advantages are separate outputs, so small differences
+    between actions are learned apart from the (much larger) value they sit on.
+    """
+
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> jax.Array:
+        value = nn.Dense(1, name="value")(features)  # [B, 1]
+        advantage = nn.Dense(self.num_actions, name="advantage")(features)  # [B, A]
+        return value + advantage - jnp.mean(advantage, axis=-1, keepdims=True)
+
+
 class MLPQNetwork(nn.Module):
     """A multilayer perceptron mapping observations to one Q-value per action.
 
     ``apply(params, obs)`` takes ``obs`` of shape ``[B, *obs_shape]`` in any dtype,
     flattens it to ``[B, prod(obs_shape)]`` as float32 and returns ``[B, num_actions]``.
+    With ``dueling=True`` the last layer is a :class:`DuelingHead`.
     """
 
     num_actions: int
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "relu"
+    dueling: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -30,6 +48,8 @@ class MLPQNetwork(nn.Module):
         act = _ACTIVATIONS[self.activation]
         for width in self.hidden_sizes:
             x = act(nn.Dense(width)(x))
+        if self.dueling:
+            return DuelingHead(self.num_actions)(x)
         return nn.Dense(self.num_actions)(x)
 
 
@@ -56,4 +76,5 @@ def make_q_network(config) -> nn.Module:
         num_actions=num_actions,
         hidden_sizes=tuple(config.hidden_sizes),
         activation=config.activation,
+        dueling=config.dueling,
     )

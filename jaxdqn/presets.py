@@ -10,8 +10,46 @@ from jaxdqn.config import DQNConfig
 SOLVED_RETURN = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 
 _PRESETS: dict[str, DQNConfig] = {
-    "CartPole-v1": DQNConfig(env_id="CartPole-v1"),
-    "Acrobot-v1": DQNConfig(env_id="Acrobot-v1"),
+    # gamma 0.995: a late failure of CartPole is the cart drifting out of bounds a few
+    # hundred steps ahead, which gamma 0.99 (horizon ~100) barely sees. The buffer keeps
+    # the whole run: once episodes reach the 500-step limit a smaller one holds no
+    # failures, nothing separates the actions and the policy collapses. The learning rate
+    # decays linearly to 0 so the final policy settles instead of oscillating.
+    "CartPole-v1": DQNConfig(
+        env_id="CartPole-v1",
+        num_envs=8,
+        total_timesteps=200_000,
+        buffer_size=200_000,
+        batch_size=128,
+        learning_starts=5_000,
+        train_frequency=4,
+        gamma=0.995,
+        learning_rate=5e-4,
+        learning_rate_schedule="linear",
+        max_grad_norm=10.0,
+        loss="l2",
+        double_q=True,
+        target_update_period=100,
+        exploration_steps=50_000,
+        exploration_end=0.05,
+        hidden_sizes=(120, 84),
+    ),
+    "Acrobot-v1": DQNConfig(
+        env_id="Acrobot-v1",
+        num_envs=8,
+        total_timesteps=100_000,
+        buffer_size=100_000,
+        batch_size=128,
+        learning_starts=5_000,
+        train_frequency=4,
+        gamma=0.99,
+        learning_rate=5e-4,
+        learning_rate_schedule="linear",
+        target_update_period=100,
+        exploration_steps=20_000,
+        exploration_end=0.05,
+        hidden_sizes=(120, 84),
+    ),
     # Q must bootstrap through the 20-step time limit to values near 100: frequent target
     # syncs (every 25 updates) carry the value back, and a floor of ε = 0.1 keeps action 0
     # tried in every state so its Q is learned too.

@@ -1,0 +1,68 @@
+"""Q-networks against a NumPy forward pass written from the parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdqn
+
+
+def numpy_mlp(params, obs: np.ndarray, dueling: bool) -> np.ndarray:
+    layers = params["params"]
+    x = obs.reshape(obs.shape[0], -1).astype(np.float32)
+    dense = sorted((k for k in layers if k.startswith("Dense_")), key=lambda k: int(k[6:]))
+    hidden = dense if dueling else dense[:-1]
+    for name in hidden:
+        x = np.maximum(x @ np.asarray(layers[name]["kernel"]) + np.asarray(layers[name]["bias"]), 0)
+    if not dueling:
+        last = layers[dense[-1]]
+        return x @ np.asarray(last["kernel"]) + np.asarray(last["bias"])
+    head = layers["DuelingHead_0"]
+    value = x @ np.asarray(head["value"]["kernel"]) + np.asarray(head["value"]["bias"])
+    adv = x @ np.asarray(head["advantage"]["kernel"]) + np.asarray(head["advantage"]["bias"])
+    return value + adv - adv.mean(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_mlp_matches_numpy(dueling):
+    config = jaxdqn.DQNConfig(env_id="Acrobot-v1", hidden_sizes=(16, 8), dueling=dueling)
+    q_net = jaxdqn.make_q_network(config)
+    obs = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    params = q_net.init(jax.random.key(0), jnp.asarray(obs))
+    expected = numpy_mlp(params, obs, dueling)
+    q_values = jax.jit(q_net.apply)(params, obs)
+    assert q_values.shape == (5, 3) and q_values.dtype == jnp.float32
+    np.testing.assert_allclose(q_values, expected, rtol=1e-5, atol=1e-5)
+    batched = jax.vmap(q_net.apply, in_axes=(None, 0))(params, obs.reshape(5, 1, 6))
+    np.testing.assert_allclose(batched[:, 0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dueling_advantages_average_to_value():
+    config = jaxdqn.DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,), dueling=True)
+    q_net = jaxdqn.make_q_network(config)
+    obs = jnp.ones((3, 4))
+    params = q_net.init(jax.random.key(1), obs)
+    head = params["params"]["DuelingHead_0"]
+    head["value"]["bias"] = head["value"]["bias"] + 7.0  # shifts V, and so every Q, by 7
+    shifted = q_net.apply(params, obs)
+    head["value"]["bias"] = head["value"]["bias"] - 7.0
+    np.testing.assert_allclose(shifted - q_net.apply(params, obs), 7.0, rtol=1e-6)
+
+
+def test_any_observation_shape_is_flattened_and_cast():
+    config = jaxdqn.DQNConfig(env_id="CartPole-v1", hidden_sizes=(4,))
+    q_net = jaxdqn.make_q_network(config)
+    obs = jnp.zeros((2, 3, 5), jnp.uint8)
+    params = q_net.init(jax.random.key(0), obs)
+    assert q_net.apply(params, obs).shape == (2, 2)
+    assert params["params"]["Dense_0"]["kernel"].shape == (15, 4)
+
+
+def test_dueling_flag_is_validated():
+    with pytest.raises(ValueError, match=r"DQNConfig\.dueling="):
+        dataclasses.replace(jaxdqn.DQNConfig(), dueling="yes")
