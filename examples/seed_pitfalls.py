@@ -19,11 +19,10 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxdqn
-from jaxdqn.envs import chain_walk_optimal_q
+from jaxdqn.envs import chain_walk_observations, chain_walk_optimal_q
 
 EPISODES, EPISODE_STEPS = 1_000, 20
 
@@ -87,8 +86,7 @@ SETUPS = {
 
 def q_table(config: jaxdqn.DQNConfig, params) -> jax.Array:
     """Q-values ``[6, 2]`` of all chain states for one seed's params."""
-    states = jnp.arange(6, dtype=jnp.float32)[:, None]
-    return jaxdqn.make_q_network(config).apply(params, states)
+    return jaxdqn.make_q_network(config).apply(params, chain_walk_observations())
 
 
 def assess(config: jaxdqn.DQNConfig, params) -> tuple[np.ndarray, np.ndarray]:

@@ -210,9 +210,7 @@ def _is_real(value: object) -> bool:
 
 def _int_field(cfg: DQNConfig, field: str, low: int, high: float = math.inf) -> int:
     value = getattr(cfg, field)
-    if not _is_int(value):
-        _fail(field, value, f"must be an integer in [{low}, {high}]")
-    if not low <= value <= high:
+    if not (_is_int(value) and low <= value <= high):
         _fail(field, value, f"must be an integer in [{low}, {high}]")
     return int(value)
 

@@ -133,6 +133,17 @@ def chain_walk_optimal_q(gamma: float, params: ChainWalkParams | None = None) ->
     return np.stack([q_back, q_right], axis=1)
 
 
+def chain_walk_observations(params: ChainWalkParams | None = None) -> jax.Array:
+    """The observation of every chain state, in state order: float32 ``[num_states, 1]``.
+
+    ``q_network.apply(params, chain_walk_observations())`` is the learned Q-table, to
+    compare with :func:`chain_walk_optimal_q`.
+    """
+    p = params or ChainWalkParams()
+    observe = jax.vmap(lambda s: ChainWalk().get_obs(ChainWalkState(position=s, time=jnp.int32(0))))
+    return observe(jnp.arange(p.num_states, dtype=jnp.int32))
+
+
 _PROJECT_ENVS = {CHAIN_WALK_ID: ChainWalk}
 ENV_IDS: tuple[str, ...] = (*gymnax.registered_envs, *_PROJECT_ENVS)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn.envs import chain_walk_optimal_q, env_spec
+from jaxdqn.envs import chain_walk_observations, chain_walk_optimal_q, env_spec
 
 
 def seed_step(state: int, action: int) -> tuple[int, float]:
@@ -66,6 +66,12 @@ def value_iteration_q(gamma: float, sweeps: int = 5_000) -> np.ndarray:
 @pytest.mark.parametrize("gamma", [0.9, 0.99])
 def test_chain_walk_optimal_q_matches_value_iteration(gamma):
     np.testing.assert_allclose(chain_walk_optimal_q(gamma), value_iteration_q(gamma), rtol=1e-6)
+
+
+def test_chain_walk_observations_are_the_states_in_order():
+    obs = chain_walk_observations()
+    assert obs.shape == (6, 1) and obs.dtype == jnp.float32
+    np.testing.assert_array_equal(obs[:, 0], np.arange(6))
 
 
 def test_chain_walk_optimal_q_hand_values():

@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn.envs import chain_walk_optimal_q
+from jaxdqn.envs import chain_walk_observations, chain_walk_optimal_q
 from jaxdqn.presets import SOLVED_RETURN
 
 SEEDS = 16
@@ -37,7 +36,7 @@ def greedy_returns(config: jaxdqn.DQNConfig, params, episodes: int = 100) -> np.
 def chain_q_tables(config: jaxdqn.DQNConfig, params) -> np.ndarray:
     """Q-values ``[SEEDS, 6, 2]`` of every chain state for every seed."""
     q_net = jaxdqn.make_q_network(config)
-    states = jnp.arange(6, dtype=jnp.float32)[:, None]
+    states = chain_walk_observations()
     return np.asarray(jax.vmap(lambda p: q_net.apply(p, states))(params))
 
 
