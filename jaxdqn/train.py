@@ -10,9 +10,9 @@ The loop is three nested ``lax.scan``s and contains no Python per step:
   gymnax envs (vmapped, automatic reset), and stores the transitions with the true
   final observation of ended episodes as ``next_obs``.
 
-The learning-start gate is a ``lax.cond`` on the env-step counter, which does not depend
-on the key: under ``jax.vmap(train)`` it stays a real branch instead of becoming a select
-that would compute skipped updates.
+The learning-start gate is a ``lax.cond`` on the env-step counter. ``run(state, n)`` carries
+the whole state from call to call, so the host can log, checkpoint and resume between
+chunks; chunked and whole runs are bit-identical (see :class:`Trainer`).
 """
 
 from __future__ import annotations
@@ -77,8 +77,13 @@ class Trainer(NamedTuple):
         target params equal to params).
       run: ``run(state, num_log_points) -> (state, metrics)`` advances
         ``num_log_points * config.resolved_log_interval()`` env steps; ``num_log_points``
-        is static.
+        is static, and each metric has shape ``[num_log_points]``.
       train: ``train(key) = run(init(key), config.num_log_points())``.
+
+    Runs in chunks give bit-identical states and metrics to a whole run of the same key:
+    ``run(run(init(key), a), b)`` equals ``run(init(key), a + b)`` and ``train(key)``,
+    also under ``jax.vmap`` (vmap ``init`` and ``run`` alike). Donate the state to a
+    jitted ``run`` (``donate_argnums=0``) so the replay buffer is updated in place.
     """
 
     init: Callable[[jax.Array], TrainState]
@@ -116,7 +121,7 @@ def make_trainer(config) -> Trainer:
             terminated=jnp.bool_(False),
             next_obs=obs[0],
         )
-        return TrainState(
+        state = TrainState(
             params=params,
             target_params=params,
             opt_state=optimizer.init(params),
@@ -130,6 +135,7 @@ def make_trainer(config) -> Trainer:
             updates=jnp.int32(0),
             episodes=jnp.int32(0),
         )
+        return _depend_on_key(state, key)
 
     def env_step(carry: tuple[TrainState, _Window], _) -> tuple[tuple[TrainState, _Window], None]:
         state, window = carry
@@ -198,19 +204,49 @@ def make_trainer(config) -> Trainer:
         )
         return (state, window), None
 
-    def log_window(state: TrainState, _) -> tuple[TrainState, Metrics]:
+    def log_window(state: TrainState) -> tuple[TrainState, Metrics]:
         (state, window), _ = jax.lax.scan(
             cycle, (state, _Window.zeros()), None, config.cycles_per_log()
         )
         return state, _window_metrics(state, window)
 
     def run(state: TrainState, num_log_points: int) -> tuple[TrainState, Metrics]:
-        return jax.lax.scan(log_window, state, None, num_log_points)
+        # Rows are written into preallocated arrays rather than stacked as scan outputs:
+        # with stacked outputs XLA compiled the loop body differently for each
+        # num_log_points, and chunked runs drifted from whole ones by rounding.
+        shapes = jax.eval_shape(lambda s: log_window(s)[1], state)
+        rows = jax.tree.map(lambda x: jnp.zeros((num_log_points, *x.shape), x.dtype), shapes)
+
+        def body(i, carry):
+            state, rows = carry
+            state, metrics = log_window(state)
+            return state, jax.tree.map(lambda r, m: r.at[i].set(m), rows, metrics)
+
+        return jax.lax.fori_loop(0, num_log_points, body, (state, rows))
 
     def train(key: jax.Array) -> tuple[TrainState, Metrics]:
         return run(init(key), config.num_log_points())
 
     return Trainer(init=init, run=run, train=train)
+
+
+def _depend_on_key(state: TrainState, key: jax.Array) -> TrainState:
+    """``state`` with the same values, every leaf computed from ``key``.
+
+    Under ``jax.vmap`` a leaf that does not depend on the key (a zero counter, an empty
+    buffer) stays unbatched, so ``vmap(train)`` would compile another program than
+    ``vmap(run)`` does for a state passed in, whose leaves all have a seed axis, and the
+    two would round differently. Tying every leaf to the key makes them one program: a run
+    in chunks is bit-identical to a whole one. (Under vmap the counter conditions then
+    become selects; the extra work is the skipped updates of the warm-up cycles.)
+    """
+    tie = jax.random.key_data(key).ravel()[0] == jax.random.key_data(key).ravel()[0]
+    return jax.tree.map(
+        lambda x: (
+            x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else jnp.where(tie, x, x)
+        ),
+        state,
+    )
 
 
 def _window_metrics(state: TrainState, window: _Window) -> Metrics:
