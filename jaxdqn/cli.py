@@ -20,10 +20,12 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxdqn.checkpoint import checkpoint_path, checkpoint_steps, restore_checkpoint, save_checkpoint
 from jaxdqn.config import DQNConfig
 from jaxdqn.evaluate import evaluate
+from jaxdqn.monitor import MetricsWriter, Progress, run_chunks, truncate_metrics
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
-from jaxdqn.train import METRIC_NAMES, make_train
+from jaxdqn.train import make_trainer
 
 _FIELD_TYPES = typing.get_type_hints(DQNConfig)
 
@@ -89,112 +91,272 @@ def versions() -> dict[str, str]:
     }
 
 
-def _to_json(value: Any) -> Any:
-    value = value.item() if isinstance(value, np.generic) else value
-    return None if isinstance(value, float) and not np.isfinite(value) else value
-
-
-def write_run(
-    run_dir: Path,
-    config: DQNConfig,
-    seeds: np.ndarray,
-    params: Any,
-    metrics: dict[str, np.ndarray],
-    summary: dict[str, Any],
-) -> None:
-    """Writes config.json, versions.json, metrics_seed<N>.jsonl, params.npz, summary.json."""
+def new_run_dir(parent: str | Path, env_id: str) -> Path:
+    """A fresh ``<parent>/<env_id>-<timestamp>`` folder (never an existing one)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = Path(parent) / f"{env_id}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
-    for i, seed in enumerate(seeds):
-        with open(run_dir / f"metrics_seed{seed}.jsonl", "w") as f:
-            for row in range(metrics["env_steps"].shape[1]):
-                record = {name: _to_json(metrics[name][i, row]) for name in METRIC_NAMES}
-                f.write(json.dumps(record) + "\n")
-    flat = {
-        jax.tree_util.keystr(path): np.asarray(leaf)
-        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-    }
-    np.savez(run_dir / "params.npz", **flat)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_to_json))
+    return run_dir
+
+
+def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
+    """The config and seeds of a run folder written by ``jaxdqn train``."""
+    run_dir = Path(run_dir)
+    try:
+        config = DQNConfig(**json.loads((run_dir / "config.json").read_text()))
+        seeds = json.loads((run_dir / "run.json").read_text())["seeds"]
+    except FileNotFoundError as error:
+        raise ValueError(
+            f"{run_dir} is not a jaxdqn run folder: {error.filename} is missing."
+        ) from None
+    return config, seeds
+
+
+def load_params(run_dir: str | Path, template: Any) -> Any:
+    """The final params of every seed (``params.npz``) in the structure of ``template``."""
+    path = Path(run_dir) / "params.npz"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: the run has not finished (resume it first).")
+    with np.load(path) as arrays:
+        leaves = [arrays[jax.tree_util.keystr(p)] for p, _ in jax.tree.leaves_with_path(template)]
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
+def _run_setup(args: argparse.Namespace) -> tuple[Path, DQNConfig, list[int], bool]:
+    """The run folder, config and seeds of a new or resumed run (ValueError if invalid)."""
+    if args.resume is None:
+        config = build_config(args.env, args.total_timesteps, args.set)
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        run_dir = new_run_dir(args.out, config.env_id)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
+        (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+        return run_dir, config, seeds, False
+    given = [flag for flag, value in _RUN_FLAGS.items() if getattr(args, value) != _DEFAULTS[value]]
+    if given:
+        raise ValueError(
+            f"--resume continues a run with its own config and seeds; drop {', '.join(given)}."
+        )
+    config, seeds = load_run(args.resume)
+    return Path(args.resume), config, seeds, True
 
 
 def train_command(args: argparse.Namespace) -> int:
     try:
-        config = build_config(args.env, args.total_timesteps, args.set)
-    except ValueError as error:  # a bad setting: say what is wrong, no traceback
+        run_dir, config, seeds, resuming = _run_setup(args)
+        keys = jax.vmap(jax.random.key)(np.asarray(seeds))
+        trainer = make_trainer(config)
+        init = jax.jit(jax.vmap(trainer.init))
+        checkpoints = run_dir / "checkpoints"
+        if resuming:
+            steps = checkpoint_steps(checkpoints)
+            if not steps:
+                raise ValueError(f"{checkpoints} holds no checkpoint to resume from.")
+            state, meta = restore_checkpoint(
+                checkpoint_path(checkpoints, steps[-1]), jax.eval_shape(init, keys), config=config
+            )
+            start_steps = meta["step"]
+            if start_steps >= config.total_timesteps:
+                print(f"jaxdqn: {run_dir} is complete; evaluating its final state again.")
+            truncate_metrics(run_dir, seeds, start_steps)
+    except ValueError as error:  # a bad setting or run folder: say what is wrong, no traceback
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
-    seeds = np.arange(args.seed, args.seed + args.seeds)
-    keys = jax.vmap(jax.random.key)(seeds)
+    platform_name = jax.devices()[0].platform
     print(
-        f"jaxdqn: {config.env_id}, {args.seeds} seeds x {config.total_timesteps:,} env steps "
-        f"on {jax.devices()[0].platform}",
+        f"jaxdqn: {config.env_id}, {len(seeds)} seeds x {config.total_timesteps:,} env steps "
+        f"on {platform_name}" + (f", resuming at {start_steps:,}" if resuming else ""),
         flush=True,
     )
-
-    train = jax.jit(jax.vmap(make_train(config)))
     start = time.perf_counter()
-    compiled = train.lower(keys).compile()
+    if not resuming:
+        state, start_steps = init(keys), 0
+    run = jax.jit(jax.vmap(lambda s: trainer.run(s, 1)), donate_argnums=0).lower(state).compile()
     compile_s = time.perf_counter() - start
+
+    interval = config.resolved_log_interval()
+    writer = MetricsWriter(run_dir, seeds)
+    progress = Progress(config.total_timesteps, len(seeds), start_steps, stream=sys.stderr)
+
+    def on_rows(metrics):
+        writer.write(metrics)
+        if args.progress:
+            progress.update(metrics)
+
+    def on_pause(chunk, state):
+        save_checkpoint(
+            checkpoints, state, step=(first + chunk + 1) * interval, config=config,
+            versions=versions(), keep=args.keep_checkpoints,
+        )  # fmt: skip
+
     start = time.perf_counter()
-    states, metrics = jax.block_until_ready(compiled(keys))
+    first = start_steps // interval
+    every = args.checkpoint_every
+    state = run_chunks(
+        run,
+        state,
+        config.num_log_points() - first,
+        on_rows,
+        pause_after=lambda chunk: bool(every) and (first + chunk + 1) % every == 0,
+        on_pause=on_pause,
+    )
+    writer.close()
     run_s = time.perf_counter() - start
 
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, args.eval_episodes)))(
-        states.params, eval_keys
+        state.params, eval_keys
     )
     per_seed = np.asarray(returns.mean(axis=1))
-    env_steps = int(np.asarray(states.env_steps)[0])
+    done_steps = config.total_timesteps - start_steps
     summary = {
         "env_id": config.env_id,
-        "seeds": seeds.tolist(),
+        "seeds": seeds,
         "greedy_return": per_seed.tolist(),
         "greedy_return_mean": float(per_seed.mean()),
         "greedy_return_std": float(per_seed.std()),
         "eval_episodes": args.eval_episodes,
-        "env_steps_per_seed": env_steps,
+        "env_steps_per_seed": config.total_timesteps,
+        "resumed_at": start_steps if resuming else None,
         "compile_s": compile_s,
         "run_s": run_s,
-        "env_steps_per_s": env_steps * len(seeds) / run_s,
+        "env_steps_per_s": done_steps * len(seeds) / run_s if done_steps else None,
         "solved_return": SOLVED_RETURN.get(config.env_id),
     }
-    run_dir = Path(args.out) / (
-        f"{config.env_id}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
-    )
-    write_run(run_dir, config, seeds, states.params, jax.tree.map(np.asarray, metrics), summary)
+    flat = {
+        jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(state.params)
+    }
+    np.savez(run_dir / "params.npz", **flat)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
     return 0
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The per-seed table and the totals, as printed by ``jaxdqn train``."""
+def format_returns(summary: dict[str, Any]) -> list[str]:
+    """The per-seed greedy-return table and its mean ± std."""
     solved = summary["solved_return"]
     lines = [f"{'seed':>6} {'greedy return':>14}" + ("  solved" if solved is not None else "")]
     for seed, ret in zip(summary["seeds"], summary["greedy_return"], strict=True):
         mark = ("     yes" if ret >= solved else "      no") if solved is not None else ""
         lines.append(f"{seed:>6} {ret:>14.1f}{mark}")
-    lines += [
+    lines.append(
         f"greedy return over {summary['eval_episodes']} episodes: "
         f"{summary['greedy_return_mean']:.1f} ± {summary['greedy_return_std']:.1f} "
-        "(mean ± std over seeds)",
-        f"env steps per seed: {summary['env_steps_per_seed']:,}",
-        f"compile: {summary['compile_s']:.1f} s   run: {summary['run_s']:.1f} s   "
-        f"throughput: {summary['env_steps_per_s']:,.0f} env steps/s (all seeds)",
-    ]
-    return "\n".join(lines)
+        "(mean ± std over seeds)"
+    )
+    return lines
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The per-seed table and the totals, as printed by ``jaxdqn train``."""
+    rate = summary["env_steps_per_s"]
+    return "\n".join(
+        [
+            *format_returns(summary),
+            f"env steps per seed: {summary['env_steps_per_seed']:,}"
+            + (f" (resumed at {summary['resumed_at']:,})" if summary["resumed_at"] else ""),
+            f"compile: {summary['compile_s']:.1f} s   run: {summary['run_s']:.1f} s "
+            "(checkpoints included)   throughput: "
+            + ("n/a" if rate is None else f"{rate:,.0f} env steps/s (all seeds)"),
+        ]
+    )
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    try:
+        config, seeds = load_run(args.run_dir)
+        keys = jax.vmap(jax.random.key)(np.asarray(seeds))
+        template = jax.eval_shape(jax.vmap(make_trainer(config).init), keys).params
+        params = load_params(args.run_dir, template)
+    except ValueError as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, args.eval_seed))(keys)
+    returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, args.episodes, args.epsilon)))(
+        params, eval_keys
+    )
+    per_seed = np.asarray(returns.mean(axis=1))
+    summary = {
+        "seeds": seeds,
+        "greedy_return": per_seed.tolist(),
+        "greedy_return_mean": float(per_seed.mean()),
+        "greedy_return_std": float(per_seed.std()),
+        "eval_episodes": args.episodes,
+        "solved_return": SOLVED_RETURN.get(config.env_id),
+    }
+    print(f"jaxdqn eval: {config.env_id}, {args.run_dir}")
+    print("\n".join(format_returns(summary)))
+    return 0
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    from jaxdqn.plotting import plot_runs  # matplotlib is imported only for this command
+
+    try:
+        out = plot_runs(args.run_dirs, args.out, metric=args.metric)
+    except ValueError as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from jaxdqn.export import export_policy
+
+    try:
+        config, seeds = load_run(args.run_dir)
+        if args.seed not in seeds:
+            raise ValueError(f"--seed={args.seed} is invalid: the run trained seeds {seeds}.")
+        keys = jax.vmap(jax.random.key)(np.asarray(seeds))
+        template = jax.eval_shape(jax.vmap(make_trainer(config).init), keys).params
+        params = jax.tree.map(
+            lambda x: x[seeds.index(args.seed)], load_params(args.run_dir, template)
+        )
+        out = Path(args.out) if args.out else Path(args.run_dir) / f"policy_seed{args.seed}.npz"
+        export_policy(config, params, out, seed=args.seed)
+    except ValueError as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} (load it with jaxdqn/numpy_policy.py, which needs only NumPy)")
+    return 0
+
+
+# Flags that choose a new run's config and seeds; --resume refuses them.
+_RUN_FLAGS = {
+    "--env": "env",
+    "--seeds": "seeds",
+    "--seed": "seed",
+    "--total-timesteps": "total_timesteps",
+    "--set": "set",
+}
+_DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0, "total_timesteps": None, "set": []}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 0")
+    return value
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxdqn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a preset (or any gymnax env) over seeds")
-    train.add_argument("--env", default="CartPole-v1", help="env id (default: CartPole-v1)")
-    train.add_argument("--seeds", type=int, default=8, help="seeds trained at once (vmapped)")
-    train.add_argument("--seed", type=int, default=0, help="first seed")
-    train.add_argument("--total-timesteps", type=int, default=None, help="env steps per seed")
+    d = _DEFAULTS
+    train.add_argument("--env", default=d["env"], help="env id (default: CartPole-v1)")
+    train.add_argument("--seeds", type=_positive, default=d["seeds"], help="seeds trained at once")
+    train.add_argument("--seed", type=int, default=d["seed"], help="first seed")
+    train.add_argument("--total-timesteps", type=_positive, default=None, help="env steps per seed")
     train.add_argument(
         "--set",
         action="append",
@@ -202,19 +364,47 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="override any DQNConfig field, e.g. --set learning_rate=3e-4 (repeatable)",
     )
-    train.add_argument("--eval-episodes", type=int, default=100, help="greedy episodes per seed")
+    train.add_argument("--eval-episodes", type=_positive, default=100, help="greedy episodes/seed")
     train.add_argument("--out", default="runs", help="parent folder of the run folder")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        default=10,
+        metavar="LOG_POINTS",
+        help="checkpoint every this many log points (0: only at the end; default 10)",
+    )
+    train.add_argument("--keep-checkpoints", type=_positive, default=2, help="newest kept (2)")
+    train.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no live progress line"
+    )
     train.set_defaults(func=train_command)
+
+    evaluate_cmd = commands.add_parser("eval", help="evaluate a finished run greedily, per seed")
+    evaluate_cmd.add_argument("run_dir")
+    evaluate_cmd.add_argument("--episodes", type=_positive, default=100)
+    evaluate_cmd.add_argument("--epsilon", type=float, default=None, help="default: greedy")
+    evaluate_cmd.add_argument("--eval-seed", type=int, default=1, help="folded into each key")
+    evaluate_cmd.set_defaults(func=eval_command)
+
+    plot = commands.add_parser("plot", help="learning curves of runs (mean, 95%% interval)")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--out", default="learning_curves.png", help="PNG file to write")
+    plot.add_argument("--metric", default="episode_return", help="metric on the y axis")
+    plot.set_defaults(func=plot_command)
+
+    export = commands.add_parser("export", help="write one seed's policy as a NumPy .npz")
+    export.add_argument("run_dir")
+    export.add_argument("--seed", type=int, default=0, help="which trained seed (default 0)")
+    export.add_argument("--out", default=None, help="default: RUN_DIR/policy_seed<SEED>.npz")
+    export.set_defaults(func=export_command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    if args.command == "train" and args.seeds < 1:
-        parser.error(f"--seeds={args.seeds} is invalid: must be >= 1")
-    if args.command == "train" and args.eval_episodes < 1:
-        parser.error(f"--eval-episodes={args.eval_episodes} is invalid: must be >= 1")
+    args = make_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import collections
 import functools
+import io
+import sys
 
 import jax
 import pytest
 
 import jaxdqn
+from jaxdqn import cli
 
 # A few hundred env steps of ChainWalk-v0: compiles in seconds, runs in milliseconds.
 TINY_CHAIN = jaxdqn.DQNConfig(
@@ -49,3 +52,28 @@ def tiny_chain_run():
     keys = jax.random.split(jax.random.key(0), 2)
     states, metrics = jitted_train(TINY_CHAIN, True)(keys)
     return keys, states, metrics
+
+
+# The CLI on a tiny ChainWalk run: 2 seeds x 800 env steps, checkpoints every 3 log points.
+TINY_ARGS = [
+    "--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "800",
+    "--set", "num_envs=4", "--set", "learning_starts=80", "--set", "buffer_size=800",
+    "--set", "batch_size=16", "--set", "exploration_steps=400", "--set", "log_interval=80",
+    "--set", "hidden_sizes=[8]", "--eval-episodes", "3", "--checkpoint-every", "3",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished tiny CLI run: (run_dir, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("runs")
+    capture = pytest.MonkeyPatch()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stdout", stdout)
+    capture.setattr(sys, "stderr", stderr)
+    try:
+        assert cli.main(["train", *TINY_ARGS, "--out", str(out)]) == 0
+    finally:
+        capture.undo()
+    (run_dir,) = out.iterdir()
+    return run_dir, stdout.getvalue(), stderr.getvalue()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from jaxdqn import cli
+from jaxdqn.checkpoint import checkpoint_path, checkpoint_steps
 
 
 def test_parse_override_types():
@@ -24,17 +27,10 @@ def test_parse_override_types():
         cli.parse_override("gamma")
 
 
-def test_train_writes_run_folder_and_summary(tmp_path, capsys):
-    args = [
-        "train", "--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "800",
-        "--set", "num_envs=4", "--set", "learning_starts=80", "--set", "buffer_size=800",
-        "--set", "batch_size=16", "--set", "exploration_steps=400", "--set", "log_interval=80",
-        "--set", "hidden_sizes=[8]", "--eval-episodes", "3", "--out", str(tmp_path),
-    ]  # fmt: skip
-    assert cli.main(args) == 0
-    out = capsys.readouterr().out
+def test_train_writes_run_folder_and_summary(tiny_run):
+    run_dir, out, err = tiny_run
     assert "greedy return over 3 episodes" in out and "env steps/s" in out
-    (run_dir,) = tmp_path.iterdir()
+    assert "800/800 env steps (100.0%)" in err and "ETA 0:00:00" in err  # the progress line
     config = json.loads((run_dir / "config.json").read_text())
     assert config["env_id"] == "ChainWalk-v0" and config["total_timesteps"] == 800
     assert config["hidden_sizes"] == [8]
@@ -45,6 +41,55 @@ def test_train_writes_run_folder_and_summary(tmp_path, capsys):
     params = np.load(run_dir / "params.npz")
     assert any("Dense_0" in name for name in params.files)
     assert "jax" in json.loads((run_dir / "versions.json").read_text())
+    # Checkpoints every 3 log points (240 env steps) and at the end; the newest 2 are kept.
+    assert checkpoint_steps(run_dir / "checkpoints") == [720, 800]
+
+
+def test_resume_continues_bit_identically(tiny_run, tmp_path, capsys):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    # Make it a run that died after its checkpoint at 720 env steps and logged one more row.
+    shutil.rmtree(checkpoint_path(run_dir / "checkpoints", 800))
+    for name in ("params.npz", "summary.json"):
+        (run_dir / name).unlink()
+    for seed in (0, 1):
+        lines = (run_dir / f"metrics_seed{seed}.jsonl").read_text().splitlines(keepends=True)
+        (run_dir / f"metrics_seed{seed}.jsonl").write_text("".join(lines[:10]))
+    assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "3"]) == 0
+    assert "resuming at 720" in capsys.readouterr().out
+    for name in ("metrics_seed0.jsonl", "metrics_seed1.jsonl"):
+        assert (run_dir / name).read_text() == (tiny_run[0] / name).read_text()
+    with np.load(run_dir / "params.npz") as a, np.load(tiny_run[0] / "params.npz") as b:
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_resume_refuses_new_settings_and_empty_folders(tiny_run, tmp_path, capsys):
+    assert cli.main(["train", "--resume", str(tiny_run[0]), "--set", "gamma=0.9"]) == 2
+    assert "drop --set" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 2
+    assert "is not a jaxdqn run folder: " in capsys.readouterr().err
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    shutil.rmtree(run_dir / "checkpoints")
+    assert cli.main(["train", "--resume", str(run_dir)]) == 2
+    assert "holds no checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_eval_prints_returns_per_seed(tiny_run, capsys):
+    assert cli.main(["eval", str(tiny_run[0]), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tiny_run[0] / "summary.json").read_text())
+    for seed, ret in zip(summary["seeds"], summary["greedy_return"], strict=True):
+        assert f"{seed:>6} {ret:>14.1f}" in out  # greedy ChainWalk is deterministic
+    assert "greedy return over 2 episodes" in out
+
+
+def test_plot_writes_png(tiny_run, tmp_path, capsys):
+    out = tmp_path / "curves.png"
+    assert cli.main(["plot", str(tiny_run[0]), str(tiny_run[0]), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert cli.main(["plot", str(tiny_run[0]), "--metric", "nope"]) == 2
+    assert "metric='nope' is invalid" in capsys.readouterr().err
 
 
 def test_train_bad_setting_is_a_clear_error(tmp_path, capsys):
@@ -57,4 +102,4 @@ def test_train_bad_setting_is_a_clear_error(tmp_path, capsys):
 def test_train_bad_seed_count(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--seeds", "0"])
-    assert "--seeds=0 is invalid" in capsys.readouterr().err
+    assert "argument --seeds: 0 is invalid: must be >= 1" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""Shared pieces of the benchmark scripts: the machine's description, timing, tables, JSON.
+
+Every script writes ``benchmarks/results/<name>_<device>.json`` naming the device, the
+JAX version, the settings and the date, and prints the same numbers as a table.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """The device, library versions and host of this run."""
+    import jaxlib
+
+    import jaxdqn
+
+    device = jax.devices()[0]
+    return {
+        "device": f"{device.platform}: {device.device_kind}",
+        "platform": device.platform,
+        "device_count": jax.device_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "jaxdqn": jaxdqn.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def device_slug() -> str:
+    """A file-name-safe name of the device kind, e.g. ``cpu`` or ``nvidia-h200``."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return "cpu"
+    return "".join(c if c.isalnum() else "-" for c in device.device_kind.lower()).strip("-")
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds ``fn()`` takes, waiting for every array it returns."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> None:
+    """Prints ``rows`` with ``columns`` given as (key, header, format spec)."""
+    cells = [
+        [format(row[key], spec) if row.get(key) is not None else "-" for key, _, spec in columns]
+        for row in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h, _) in enumerate(columns)]
+    print("  ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths, strict=True)))
+    for line in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+
+
+def write_results(name: str, payload: dict[str, Any], out_dir: Path | None = None) -> Path:
+    """Writes ``{"machine": ..., **payload}`` to ``<out_dir>/<name>_<device>.json``."""
+    out_dir = out_dir or RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}_{device_slug()}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,79 @@
+"""A greedy Q-network policy in pure NumPy, for files written by ``jaxdqn export``.
+
+This module imports NumPy and the standard library only: copy it next to an exported
+``.npz`` and act anywhere, with no JAX installed::
+
+    from numpy_policy import NumpyQPolicy
+    policy = NumpyQPolicy.load("policy_seed0.npz")
+    action = policy.act(observation)          # one observation -> int
+    q_values = policy.q_values(observations)  # [B, *obs_shape] -> [B, num_actions]
+
+The file holds ``metadata`` (a JSON string: format, env id, observation shape, number of
+actions, activation, dueling) and the layers ``hidden_<i>_kernel`` / ``hidden_<i>_bias``
+then either ``head_kernel`` / ``head_bias`` or the dueling pair ``value_*`` and
+``advantage_*``. Kernels are ``[inputs, outputs]``: ``y = x @ kernel + bias``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+FORMAT = "jaxdqn-mlp-policy-v1"
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:  # the tanh approximation, as flax.linen.gelu
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "gelu": _gelu,
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+}
+
+
+class NumpyQPolicy:
+    """Q-values and greedy actions of an exported MLP Q-network."""
+
+    def __init__(self, metadata: dict, arrays: dict[str, np.ndarray]):
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"format {metadata.get('format')!r} is not {FORMAT!r}.")
+        self.metadata = metadata
+        self.obs_shape = tuple(metadata["obs_shape"])
+        self.num_actions = int(metadata["num_actions"])
+        self._activation = ACTIVATIONS[metadata["activation"]]
+        self._hidden = [
+            (arrays[f"hidden_{i}_kernel"], arrays[f"hidden_{i}_bias"])
+            for i in range(metadata["num_hidden"])
+        ]
+        self._arrays = arrays
+
+    @classmethod
+    def load(cls, path) -> NumpyQPolicy:
+        """Reads a file written by ``jaxdqn export`` (no pickle)."""
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.asarray(data[name]) for name in data.files}
+        return cls(json.loads(str(arrays.pop("metadata"))), arrays)
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """float32 ``[B, num_actions]`` for observations ``[B, *obs_shape]`` of any dtype."""
+        obs = np.asarray(obs)
+        if obs.shape[1:] != self.obs_shape:
+            raise ValueError(f"obs shape {obs.shape} is invalid: expected [B, *{self.obs_shape}].")
+        x = obs.reshape(obs.shape[0], -1).astype(np.float32)
+        for kernel, bias in self._hidden:
+            x = self._activation(x @ kernel + bias)
+        a = self._arrays
+        if self.metadata["dueling"]:
+            value = x @ a["value_kernel"] + a["value_bias"]
+            advantage = x @ a["advantage_kernel"] + a["advantage_bias"]
+            return value + advantage - advantage.mean(axis=-1, keepdims=True)
+        return x @ a["head_kernel"] + a["head_bias"]
+
+    def act(self, obs: np.ndarray) -> int:
+        """The greedy action (lowest index on ties) for one observation ``[*obs_shape]``."""
+        return int(np.argmax(self.q_values(np.asarray(obs)[None])[0]))

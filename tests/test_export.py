@@ -1,0 +1,95 @@
+"""Export: the pure-NumPy policy computes the JAX network's Q-values, with no JAX at all."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import TINY_CHAIN
+
+import jaxdqn
+from jaxdqn import cli
+from jaxdqn.export import export_policy
+from jaxdqn.numpy_policy import NumpyQPolicy
+
+
+@pytest.mark.parametrize(
+    ("env_id", "hidden_sizes", "activation", "dueling"),
+    [
+        ("CartPole-v1", (32, 16), "relu", False),
+        ("Acrobot-v1", (8,), "tanh", True),
+        ("CartPole-v1", (8, 8), "gelu", False),
+        ("ChainWalk-v0", (4,), "silu", True),
+    ],
+)
+def test_numpy_policy_matches_jax_network(tmp_path, env_id, hidden_sizes, activation, dueling):
+    config = dataclasses.replace(
+        TINY_CHAIN, env_id=env_id, hidden_sizes=hidden_sizes, activation=activation, dueling=dueling
+    )
+    obs_shape, _, _ = jaxdqn.envs.env_spec(env_id)
+    q_net = jaxdqn.make_q_network(config)
+    params = q_net.init(jax.random.key(0), np.zeros((1, *obs_shape), np.float32))
+    params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(1), x.shape), params)
+    obs = 2.0 * np.random.default_rng(0).normal(size=(64, *obs_shape)).astype(np.float32)
+    policy = NumpyQPolicy.load(export_policy(config, params, tmp_path / "p.npz", seed=3))
+    expected = np.asarray(q_net.apply(params, obs))
+    np.testing.assert_allclose(policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)
+    assert [policy.act(o) for o in obs] == list(expected.argmax(axis=1))
+    assert policy.metadata["seed"] == 3 and policy.num_actions == expected.shape[1]
+    with pytest.raises(ValueError, match="obs shape"):
+        policy.q_values(np.zeros((2, 7)))
+
+
+def test_export_refuses_params_of_another_network(tmp_path):
+    params = jaxdqn.make_q_network(TINY_CHAIN).init(jax.random.key(0), np.zeros((1, 1)))
+    other = dataclasses.replace(TINY_CHAIN, hidden_sizes=(16, 16))
+    with pytest.raises(ValueError, match=r"params have layers \['Dense_0', 'Dense_1'\]"):
+        export_policy(other, params, tmp_path / "p.npz")
+
+
+NO_JAX = textwrap.dedent(
+    """
+    import importlib.util, sys
+    import numpy as np
+    sys.modules["jax"] = None  # any import of jax (or of the jaxdqn package) now fails
+    spec = importlib.util.spec_from_file_location("numpy_policy", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    policy = module.NumpyQPolicy.load(sys.argv[2])
+    obs = np.load(sys.argv[3])
+    np.save(sys.argv[4], policy.q_values(obs))
+    print(policy.act(obs[0]))
+    """
+)
+
+
+def test_exported_run_acts_without_jax(tiny_run, tmp_path, capsys):
+    """`jaxdqn export` on a trained run, then the policy file read by a process where
+    importing jax fails."""
+    run_dir, policy_file = tiny_run[0], tmp_path / "policy.npz"
+    assert cli.main(["export", str(run_dir), "--seed", "1", "--out", str(policy_file)]) == 0
+    assert cli.main(["export", str(run_dir), "--seed", "5"]) == 2
+    assert "--seed=5 is invalid: the run trained seeds [0, 1]" in capsys.readouterr().err
+    config, _ = cli.load_run(run_dir)
+    obs = np.arange(6, dtype=np.float32).reshape(6, 1)
+    np.save(tmp_path / "obs.npy", obs)
+    module = Path(jaxdqn.__file__).parent / "numpy_policy.py"
+    subprocess.run(
+        [sys.executable, "-c", NO_JAX, str(module), str(policy_file),
+         str(tmp_path / "obs.npy"), str(tmp_path / "q.npy")],
+        check=True,
+    )  # fmt: skip
+    with np.load(run_dir / "params.npz") as flat:
+        template = jaxdqn.make_q_network(config).init(jax.random.key(0), obs[:1])
+        params = jax.tree.unflatten(
+            jax.tree.structure(template),
+            [flat[jax.tree_util.keystr(p)][1] for p, _ in jax.tree.leaves_with_path(template)],
+        )
+    expected = np.asarray(jaxdqn.make_q_network(config).apply(params, obs))
+    np.testing.assert_allclose(np.load(tmp_path / "q.npy"), expected, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,73 @@
+"""Metric files, the progress line and the plotted interval, on hand-made numbers."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from jaxdqn.monitor import MetricsWriter, Progress, read_metrics, truncate_metrics
+from jaxdqn.plotting import mean_interval
+from jaxdqn.train import METRIC_NAMES
+
+
+def chunk(steps: list[int], returns: list[list[float]], eps: float = 0.5):
+    """Metric rows for 2 seeds: every metric [2, len(steps)]."""
+    rows = {name: np.zeros((2, len(steps)), np.float32) for name in METRIC_NAMES}
+    rows["env_steps"] = np.tile(np.array(steps, np.int32), (2, 1))
+    rows["episode_return"] = np.array(returns, np.float32)
+    rows["exploration"] = np.full((2, len(steps)), eps, np.float32)
+    return rows
+
+
+def test_metric_rows_round_trip_with_nan_as_null_and_truncate(tmp_path):
+    writer = MetricsWriter(tmp_path, [3, 4])
+    writer.write(chunk([10, 20], [[1.0, np.nan], [2.0, 5.0]]))
+    # Flushed after each chunk: readable while the writer is still open.
+    line = (tmp_path / "metrics_seed3.jsonl").read_text().splitlines()[1]
+    assert json.loads(line)["episode_return"] is None
+    writer.write(chunk([30], [[7.0], [8.0]]))
+    writer.close()
+    runs = read_metrics(tmp_path)
+    assert sorted(runs) == [3, 4]
+    np.testing.assert_array_equal(runs[3]["env_steps"], [10, 20, 30])
+    np.testing.assert_array_equal(runs[3]["episode_return"], [1.0, np.nan, 7.0])
+    truncate_metrics(tmp_path, [3, 4], env_steps=20)
+    np.testing.assert_array_equal(read_metrics(tmp_path)[4]["episode_return"], [2.0, 5.0])
+
+
+def test_progress_line_numbers(monkeypatch):
+    stream = io.StringIO()
+    progress = Progress(total_steps=1000, num_seeds=4, start_steps=200, stream=stream)
+    # 300 env steps per seed since the start in 2 s -> 150/s per seed, 600/s for 4 seeds;
+    # 500 steps left -> ETA 3.3 s. The recent return skips the all-NaN latest window.
+    progress._start_time -= 2.0
+    monkeypatch.setattr("time.perf_counter", lambda: progress._start_time + 2.0)
+    progress.update(chunk([400, 500], [[10.0, np.nan], [20.0, np.nan]], eps=0.25))
+    text = stream.getvalue()
+    assert text.endswith("\n") and "\r" not in text  # not a terminal: whole lines
+    assert "500/1,000 env steps ( 50.0%)" in text
+    assert "600 env steps/s (4 seeds)" in text
+    assert "eps 0.250 | return 15.0 | elapsed 0:00:02 | ETA 0:00:03" in text
+    progress.update(chunk([600], [[1.0], [1.0]]))  # within min_interval_s: not printed
+    assert stream.getvalue() == text
+    progress.update(chunk([1000], [[3.0], [5.0]]))  # the end is always printed
+    assert "1,000/1,000 env steps (100.0%)" in stream.getvalue().splitlines()[-1]
+
+
+def test_mean_interval_against_normal_theory():
+    rng = np.random.default_rng(1)
+    values = rng.normal(10.0, 2.0, size=(400, 3))
+    values[:, 2] = np.nan  # a column with no data
+    values[:5, 1] = np.nan  # NaN entries are ignored
+    mean, low, high = mean_interval(values, resamples=4000)
+    np.testing.assert_allclose(mean[0], values[:, 0].mean())
+    sem = values[:, 0].std() / np.sqrt(400)
+    assert low[0] == pytest.approx(mean[0] - 1.96 * sem, abs=0.3 * sem)
+    assert high[0] == pytest.approx(mean[0] + 1.96 * sem, abs=0.3 * sem)
+    assert low[1] < np.nanmean(values[:, 1]) < high[1]
+    assert np.isnan([mean[2], low[2], high[2]]).all()
+    constant = mean_interval(np.full((4, 2), 3.0))
+    np.testing.assert_array_equal(np.stack(constant), 3.0)
