@@ -50,7 +50,8 @@ def main() -> None:
         returns.append(total)
     env.close()
     print(f"{env.spec.id}: {args.episodes} episodes with the NumPy policy of {args.policy}")
-    print(f"returns: mean {np.mean(returns):.1f}, min {np.min(returns):.1f}, max {np.max(returns):.1f}")
+    low, high = np.min(returns), np.max(returns)
+    print(f"returns: mean {np.mean(returns):.1f}, min {low:.1f}, max {high:.1f}")
 
 
 if __name__ == "__main__":

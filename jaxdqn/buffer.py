@@ -43,6 +43,9 @@ class ReplayBuffer(NamedTuple):
         axis ``[n, ...]`` with ``1 <= n <= capacity``. Oldest items are overwritten.
       sample: ``sample(state, key, batch_size) -> items``, leaves ``[batch_size, ...]``,
         drawn uniformly with replacement among written slots only.
+      sample_slots: ``sample_slots(state, key, batch_size) -> int32 [batch_size]``: the
+        slots ``sample`` reads, for callers that gather more than one row per item
+        (n-step returns).
       can_sample: ``can_sample(state, batch_size) -> bool[]``: at least ``batch_size``
         items are stored.
     """
@@ -50,6 +53,7 @@ class ReplayBuffer(NamedTuple):
     init: Callable[[Any], ReplayBufferState]
     add: Callable[[ReplayBufferState, Any], ReplayBufferState]
     sample: Callable[[ReplayBufferState, jax.Array, int], Any]
+    sample_slots: Callable[[ReplayBufferState, jax.Array, int], jax.Array]
     can_sample: Callable[[ReplayBufferState, int], jax.Array]
     capacity: int
 
@@ -95,14 +99,24 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
             size=jnp.minimum(state.size + n, capacity),
         )
 
+    def sample_slots(state: ReplayBufferState, key: jax.Array, batch_size: int) -> jax.Array:
+        return jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
+
     def sample(state: ReplayBufferState, key: jax.Array, batch_size: int) -> Any:
-        slots = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
+        slots = sample_slots(state, key, batch_size)
         return jax.tree.map(lambda d: d[slots], state.data)
 
     def can_sample(state: ReplayBufferState, batch_size: int) -> jax.Array:
         return state.size >= batch_size
 
-    return ReplayBuffer(init=init, add=add, sample=sample, can_sample=can_sample, capacity=capacity)
+    return ReplayBuffer(
+        init=init,
+        add=add,
+        sample=sample,
+        sample_slots=sample_slots,
+        can_sample=can_sample,
+        capacity=capacity,
+    )
 
 
 def _check_leaf(stored: jax.Array, items: jax.Array) -> None:

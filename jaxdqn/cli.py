@@ -23,6 +23,7 @@ import numpy as np
 from jaxdqn.checkpoint import checkpoint_path, checkpoint_steps, restore_checkpoint, save_checkpoint
 from jaxdqn.config import DQNConfig
 from jaxdqn.evaluate import evaluate
+from jaxdqn.memory import check_memory
 from jaxdqn.monitor import MetricsWriter, Progress, run_chunks, truncate_metrics
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
 from jaxdqn.train import make_trainer
@@ -127,6 +128,7 @@ def _run_setup(args: argparse.Namespace) -> tuple[Path, DQNConfig, list[int], bo
     if args.resume is None:
         config = build_config(args.env, args.total_timesteps, args.set)
         seeds = list(range(args.seed, args.seed + args.seeds))
+        check_memory(config, len(seeds))  # before anything is written or compiled
         run_dir = new_run_dir(args.out, config.env_id)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
         (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
@@ -138,6 +140,7 @@ def _run_setup(args: argparse.Namespace) -> tuple[Path, DQNConfig, list[int], bo
             f"--resume continues a run with its own config and seeds; drop {', '.join(given)}."
         )
     config, seeds = load_run(args.resume)
+    check_memory(config, len(seeds))
     return Path(args.resume), config, seeds, True
 
 

@@ -66,6 +66,10 @@ class DQNConfig:
         past 1e5 with Huber and stayed near 100 with L2 under the same settings.
       huber_delta: Huber threshold (> 0); scale it with the TD errors you expect.
       double_q: Double DQN targets (van Hasselt et al. 2016).
+      n_step: steps summed before bootstrapping: ``r_t + … + γ^{n-1} r_{t+n-1} +
+        γ^n max Q``, cut at a terminated step (no bootstrap) and at a truncated one
+        (bootstrap from its true final observation with γ to the steps summed). Built at
+        sample time from the buffer's rows (``jaxdqn.nstep``); 1 is plain DQN.
       target_update_period: gradient updates between target syncs. ``1`` with
         ``target_tau=1.0`` means no target network (targets from the online net).
       target_tau: step of each sync, ``target <- tau * online + (1 - tau) * target``;
@@ -113,6 +117,7 @@ class DQNConfig:
     loss: Literal["huber", "l2"] = "l2"
     huber_delta: float = 1.0
     double_q: bool = True
+    n_step: int = 1
     target_update_period: int = 250
     target_tau: float = 1.0
     truncation_is_terminal: bool = False
@@ -267,6 +272,7 @@ def _validate(cfg: DQNConfig) -> None:
     _bool_field(cfg, "double_q")
     _bool_field(cfg, "truncation_is_terminal")
     _bool_field(cfg, "dueling")
+    n_step = _int_field(cfg, "n_step", 1, 1_000)
     _int_field(cfg, "target_update_period", 1)
     _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
     exploration = _choice_field(cfg, "exploration", EXPLORATIONS)
@@ -295,6 +301,13 @@ def _validate(cfg: DQNConfig) -> None:
             "buffer_size",
             buffer_size,
             f"must be >= num_envs={num_envs} (each vectorised step adds num_envs transitions)",
+        )
+    if n_step * num_envs > buffer_size:
+        _fail(
+            "n_step",
+            n_step,
+            f"must be <= buffer_size // num_envs = {buffer_size // num_envs}: the buffer "
+            "must hold n consecutive steps of every env",
         )
     if batch_size > buffer_size:
         _fail("batch_size", batch_size, f"must be <= buffer_size={buffer_size}")

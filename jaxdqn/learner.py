@@ -13,7 +13,8 @@ import optax
 
 from jaxdqn import losses
 from jaxdqn.buffer import ReplayBuffer
-from jaxdqn.state import TrainState, Transition
+from jaxdqn.nstep import n_step_batch
+from jaxdqn.state import Batch, TrainState
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
@@ -62,46 +63,45 @@ def sync_target(
 
 
 def td_errors(
-    config, q_network: nn.Module, params: Any, target_params: Any, batch: Transition
+    config, q_network: nn.Module, params: Any, target_params: Any, batch: Batch
 ) -> tuple[jax.Array, jax.Array]:
     """TD errors of a batch and the Q-values of the actions taken.
 
     Args:
-      config: a :class:`jaxdqn.DQNConfig` (``gamma``, ``double_q``).
+      config: a :class:`jaxdqn.DQNConfig` (``double_q``).
       q_network: the Q-network module.
       params, target_params: online and target parameters.
-      batch: a :class:`Transition` with leaves ``[B, ...]``.
+      batch: a :class:`jaxdqn.state.Batch` with leaves ``[B, ...]``; its ``discount``
+        already holds ``gamma`` (to the power n for n-step returns) and the termination.
 
     Returns:
       ``(td [B], q_taken [B])``; gradients flow only through ``q_taken``.
     """
     q_tm1 = q_network.apply(params, batch.obs)
     q_t_value = q_network.apply(target_params, batch.next_obs)
-    discount_t = losses.discount_from_terminated(config.gamma, batch.terminated)
-    reward = batch.reward.astype(jnp.float32)
     if config.double_q:
         q_t_selector = q_network.apply(params, batch.next_obs)
         td = jax.vmap(losses.double_q_learning)(
-            q_tm1, batch.action, reward, discount_t, q_t_value, q_t_selector
+            q_tm1, batch.action, batch.reward, batch.discount, q_t_value, q_t_selector
         )
     else:
-        td = jax.vmap(losses.q_learning)(q_tm1, batch.action, reward, discount_t, q_t_value)
+        td = jax.vmap(losses.q_learning)(
+            q_tm1, batch.action, batch.reward, batch.discount, q_t_value
+        )
     q_taken = jnp.take_along_axis(q_tm1, batch.action[:, None], axis=1)[:, 0]
     return td, q_taken
 
 
-def make_update_step(
-    config,
-    q_network: nn.Module,
-    buffer: ReplayBuffer,
-    optimizer: optax.GradientTransformation,
-) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
-    """One DQN gradient update: sample, TD loss, optimizer step, target sync.
+def make_gradient_step(
+    config, q_network: nn.Module, optimizer: optax.GradientTransformation
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """One DQN gradient update on a given batch: TD loss, optimizer step, target sync.
 
     Returns:
-      ``update(state, key) -> (state, stats)`` where ``stats`` holds scalars ``loss``,
-      ``q_value`` (mean Q of the sampled actions), ``td_error`` (mean ``|δ|``) and
-      ``grad_norm`` (before clipping).
+      ``gradient_step(state, batch) -> (state, stats)`` for a :class:`Batch`
+      with leaves ``[B, ...]``; ``stats`` holds scalars ``loss``, ``q_value`` (mean Q of
+      the batch's actions), ``td_error`` (mean ``|δ|``) and ``grad_norm`` (before
+      clipping). Only ``params``, ``target_params``, ``opt_state`` and ``updates`` change.
     """
 
     def loss_fn(params, target_params, batch):
@@ -109,8 +109,7 @@ def make_update_step(
         loss = losses.td_loss(td, config.loss, config.huber_delta)
         return loss, (td, q_taken)
 
-    def update(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-        batch = buffer.sample(state.buffer, key, config.batch_size)
+    def gradient_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         (loss, (td, q_taken)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target_params, batch
         )
@@ -130,5 +129,30 @@ def make_update_step(
             params=params, target_params=target_params, opt_state=opt_state, updates=updates
         )
         return new_state, stats
+
+    return gradient_step
+
+
+def make_update_step(
+    config,
+    q_network: nn.Module,
+    buffer: ReplayBuffer,
+    optimizer: optax.GradientTransformation,
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """One DQN update of the run: sample rows from the replay buffer, build their
+    ``config.n_step``-step targets (:func:`jaxdqn.nstep.n_step_batch`), then
+    :func:`make_gradient_step`.
+
+    Returns:
+      ``update(state, key) -> (state, stats)`` with the stats of ``gradient_step``.
+    """
+    gradient_step = make_gradient_step(config, q_network, optimizer)
+
+    def update(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+        slots = buffer.sample_slots(state.buffer, key, config.batch_size)
+        batch = n_step_batch(
+            state.buffer, slots, n=config.n_step, gamma=config.gamma, stride=config.num_envs
+        )
+        return gradient_step(state, batch)
 
     return update

@@ -22,9 +22,25 @@ class Transition(NamedTuple):
     obs: jax.Array  # [..., *obs_shape], env dtype: observation the action was taken in
     action: jax.Array  # [...], int32
     reward: jax.Array  # [...], float32
-    terminated: jax.Array  # [...], bool: a true terminal state; truncation is NOT stored
+    terminated: jax.Array  # [...], bool: a true terminal state (stops bootstrapping)
+    truncated: jax.Array  # [...], bool: a time-limit end (bootstraps; only ends n-step sums)
     next_obs: jax.Array  # [..., *obs_shape]: the true next observation; on an episode end
     # the final observation before the automatic reset, never the next episode's first.
+
+
+class Batch(NamedTuple):
+    """What a gradient update learns from: ``target = reward + discount * V(next_obs)``.
+
+    For 1-step returns ``reward`` is the transition's reward and ``discount`` is
+    ``gamma * (1 - terminated)``; for n-step returns see :func:`jaxdqn.nstep.n_step_batch`.
+    Leaves ``[B, ...]``.
+    """
+
+    obs: jax.Array  # [B, *obs_shape]
+    action: jax.Array  # [B], int32
+    reward: jax.Array  # [B], float32: the (discounted, summed) reward before bootstrapping
+    discount: jax.Array  # [B], float32: the bootstrap's weight, 0 after a terminal state
+    next_obs: jax.Array  # [B, *obs_shape]: the observation to bootstrap from
 
 
 class TrainState(NamedTuple):

@@ -119,6 +119,7 @@ def make_trainer(config) -> Trainer:
             action=jnp.int32(0),
             reward=jnp.float32(0.0),
             terminated=jnp.bool_(False),
+            truncated=jnp.bool_(False),
             next_obs=obs[0],
         )
         state = TrainState(
@@ -152,13 +153,16 @@ def make_trainer(config) -> Trainer:
             jax.random.split(key_step, num_envs), state.env_state, actions, env_params
         )
         reward = reward.astype(jnp.float32)
+        # gymnax reports a step that both terminates and hits the time limit as both.
+        truncated = truncated & ~terminated
         if config.truncation_is_terminal:  # the ablation of a common masking bug
-            terminated = jnp.logical_or(terminated, truncated)
+            terminated, truncated = terminated | truncated, jnp.zeros_like(truncated)
         transition = Transition(
             obs=state.obs,
             action=actions,
             reward=reward,
             terminated=terminated,
+            truncated=truncated,
             next_obs=info["final_observation"],
         )
         done = jnp.logical_or(terminated, truncated)

@@ -287,6 +287,7 @@ def test_transition_round_trip(transform):
         action=jnp.array([0, 1, 1], jnp.int32),
         reward=jnp.array([1.0, 0.0, -1.0], jnp.float32),
         terminated=jnp.array([False, True, False]),
+        truncated=jnp.array([True, False, False]),
         next_obs=jnp.asarray(rng.normal(size=(n, 4)), jnp.float32),
     )
     example = jax.tree.map(lambda x: x[0], items)

@@ -99,6 +99,16 @@ def test_train_bad_setting_is_a_clear_error(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing written for a refused config
 
 
+def test_train_refuses_seeds_that_cannot_fit_before_compiling(tmp_path, capsys):
+    args = ["train", "--seeds", "1000000", "--set", "buffer_size=1000000", "--out", str(tmp_path)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    # A CartPole transition: obs and next_obs 2 x 4 float32, action int32, reward float32,
+    # terminated and truncated bool = 32 + 4 + 4 + 1 + 1 bytes.
+    assert "1000000 seeds x " in err and "The replay buffer takes 1,000,000 x 42 bytes" in err
+    assert not any(tmp_path.iterdir())
+
+
 def test_train_bad_seed_count(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--seeds", "0"])

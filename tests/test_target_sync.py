@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn import Transition
 from jaxdqn.learner import td_errors
+from jaxdqn.state import Batch
 
 TRANSFORMS = ("plain", "jit", "vmap")
 
@@ -127,18 +127,21 @@ def _setup(double_q):
 
 def _batch(seed):
     rng = np.random.default_rng(seed)
-    return Transition(
+    return Batch(
         obs=rng.normal(size=(B, 4)).astype(np.float32),
         action=rng.integers(0, 2, size=B).astype(np.int32),
         reward=rng.normal(size=B).astype(np.float32),
-        terminated=np.arange(B) % 3 == 0,
+        # gamma^n (n-step) or 0 after a terminal state: td_errors uses it as given.
+        discount=np.where(np.arange(B) % 3 == 0, 0.0, GAMMA ** rng.integers(1, 4, B)).astype(
+            np.float32
+        ),
         next_obs=(2.0 * rng.normal(size=(B, 4))).astype(np.float32),
     )
 
 
 def np_td(double_q, q_tm1, q_t_value, q_t_selector, batch):
     rows = np.arange(len(batch.action))
-    discount = np.where(batch.terminated, 0.0, GAMMA)
+    discount = batch.discount
     # Double DQN: the online net selects, the target net values; DQN: target max.
     best = q_t_selector.argmax(axis=1) if double_q else q_t_value.argmax(axis=1)
     bootstrap = q_t_value[rows, best]

@@ -1,0 +1,322 @@
+"""Full-training throughput against the bound set by its parts, over num_envs and seeds.
+
+Every row trains ``seeds`` seeds at once (``jax.jit(jax.vmap(train))``) and, in the same
+process, times the same work's parts alone, each vmapped over the same seeds:
+
+* ``rollout``: the vectorised env steps of the run with uniformly random actions;
+* ``replay``: the run's buffer adds and batch samples (index draw and gather);
+* ``updates``: the run's gradient updates (TD loss, Adam, target sync) on a fixed batch.
+
+Their summed time is the bound a fused loop can approach (it leaves out acting with the
+Q-network and the metric sums); ``full/bound`` is the bound's time over the full run's
+time, so 100% means the fused loop costs no more than its parts. Times are medians over
+``--repeats``, compile excluded and reported apart. Memory: bytes per stored transition,
+the state of one seed, and the compiled program's memory per seed.
+
+Rows: a grid (CartPole preset hyperparameters, ``--grid-steps`` env steps per seed, over
+``--num-envs`` x ``--seeds``), the **reference setup** (the most common published JAX DQN
+CartPole setup, 500k env steps) and the CartPole preset itself (200k env steps).
+
+    python benchmarks/throughput.py                    # CPU defaults (about 15 minutes)
+    python benchmarks/throughput.py --seeds 1 8 64 256 1024 --grid-steps 65536  # a GPU
+    python benchmarks/throughput.py --smoke            # seconds; what CI runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from common import median, print_table, timed, write_results
+
+import jaxdqn
+from jaxdqn.buffer import make_replay_buffer
+from jaxdqn.envs import env_spec, make_env
+from jaxdqn.learner import make_gradient_step, make_optimizer
+from jaxdqn.memory import check_memory, state_bytes, transition_bytes
+from jaxdqn.networks import make_q_network
+from jaxdqn.nstep import n_step_batch
+from jaxdqn.state import Batch, Transition
+
+# CleanRL's dqn_jax.py CartPole-v1 defaults (also PureJaxRL's): the setup most JAX DQN
+# numbers are quoted for. Hard target copy every 500 env steps = every 50 updates here.
+REFERENCE_SETUP = jaxdqn.DQNConfig(
+    env_id="CartPole-v1",
+    num_envs=10,
+    total_timesteps=500_000,
+    buffer_size=10_000,
+    batch_size=128,
+    learning_starts=10_000,
+    train_frequency=10,
+    target_update_period=50,
+    optimizer="adam",
+    learning_rate=2.5e-4,
+    hidden_sizes=(120, 84),
+    activation="relu",
+    loss="l2",
+    double_q=False,
+    max_grad_norm=None,
+    exploration_start=1.0,
+    exploration_end=0.05,
+    exploration_steps=250_000,
+    gamma=0.99,
+)
+
+
+def grid_config(num_envs: int, steps: int) -> jaxdqn.DQNConfig:
+    """The CartPole preset resized to ``num_envs`` envs and about ``steps`` env steps."""
+    base = jaxdqn.get_preset("CartPole-v1")
+    cycle = math.lcm(num_envs, base.train_frequency)
+    total = max(2, round(steps / cycle)) * cycle
+    learning_starts = math.ceil(base.batch_size / cycle) * cycle
+    return dataclasses.replace(
+        base,
+        num_envs=num_envs,
+        total_timesteps=total,
+        learning_starts=learning_starts,
+        buffer_size=min(base.buffer_size, total),
+        exploration_steps=total // 2,
+        log_interval=None,
+    )
+
+
+def rollout_part(config):
+    """The run's vectorised env steps with random actions, for one seed."""
+    env, env_params = make_env(config.env_id)
+    _, _, num_actions = env_spec(config.env_id)
+    n = config.num_envs
+
+    def run(key):
+        key, key_reset = jax.random.split(key)
+        _, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(key_reset, n), env_params
+        )
+
+        def step(carry, _):
+            key, env_state, total = carry
+            key, key_act, key_step = jax.random.split(key, 3)
+            actions = jax.random.randint(key_act, (n,), 0, num_actions)
+            _, env_state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(key_step, n), env_state, actions, env_params
+            )
+            total = total + jnp.sum(reward) + jnp.sum(info["final_observation"])
+            return (key, env_state, total), None
+
+        carry = (key, env_state, jnp.float32(0.0))
+        (_, _, total), _ = jax.lax.scan(step, carry, None, config.total_timesteps // n)
+        return total
+
+    return run
+
+
+def replay_part(config):
+    """The run's buffer adds (every env step) and samples (every update), for one seed."""
+    buffer = make_replay_buffer(config.buffer_size)
+    obs_shape, obs_dtype, _ = env_spec(config.env_id)
+    n, warmup = config.num_envs, config.learning_starts // config.cycle_env_steps()
+
+    def run(key):
+        rows = Transition(
+            obs=jnp.zeros((n, *obs_shape), obs_dtype),
+            action=jnp.zeros(n, jnp.int32),
+            reward=jnp.ones(n, jnp.float32),
+            terminated=jnp.zeros(n, bool),
+            truncated=jnp.zeros(n, bool),
+            next_obs=jnp.ones((n, *obs_shape), obs_dtype),
+        )
+
+        def add(carry, t):
+            state, total = carry
+            step_rows = rows._replace(obs=rows.obs + t.astype(obs_dtype))
+            return (buffer.add(state, step_rows), total), None
+
+        def sample(carry, key):
+            state, total = carry
+            slots = buffer.sample_slots(state, key, config.batch_size)
+            batch = n_step_batch(
+                state, slots, n=config.n_step, gamma=config.gamma, stride=config.num_envs
+            )
+            total += sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(batch))
+            return (state, total), None
+
+        def cycle(carry, xs, learn: bool):
+            t, key = xs
+            steps = t * config.steps_per_cycle() + jnp.arange(config.steps_per_cycle())
+            carry, _ = jax.lax.scan(add, carry, steps)
+            if learn:
+                keys = jax.random.split(key, config.updates_per_cycle())
+                carry, _ = jax.lax.scan(sample, carry, keys)
+            return carry, None
+
+        example = jax.tree.map(lambda x: x[0], rows)
+        carry = (buffer.init(example), jnp.float32(0.0))
+        cycles = jnp.arange(config.num_cycles())
+        keys = jax.random.split(key, config.num_cycles())
+        carry, _ = jax.lax.scan(
+            lambda c, x: cycle(c, x, False), carry, (cycles[:warmup], keys[:warmup])
+        )
+        carry, _ = jax.lax.scan(
+            lambda c, x: cycle(c, x, True), carry, (cycles[warmup:], keys[warmup:])
+        )
+        return carry[1]
+
+    return run
+
+
+def updates_part(config):
+    """The run's gradient updates on one fixed batch, for one seed."""
+    q_network = make_q_network(config)
+    optimizer = make_optimizer(config)
+    gradient_step = make_gradient_step(config, q_network, optimizer)
+    obs_shape, obs_dtype, num_actions = env_spec(config.env_id)
+    trainer = jaxdqn.make_trainer(config)
+
+    def run(key):
+        key_init, key_obs, key_act = jax.random.split(key, 3)
+        state = trainer.init(key_init)._replace(buffer=None, env_state=None)
+        b = config.batch_size
+        obs = jax.random.normal(key_obs, (2, b, *obs_shape)).astype(obs_dtype)
+        batch = Batch(
+            obs=obs[0],
+            action=jax.random.randint(key_act, (b,), 0, num_actions),
+            reward=jnp.ones(b, jnp.float32),
+            discount=jnp.where(jnp.arange(b) % 50 == 0, 0.0, config.gamma),
+            next_obs=obs[1],
+        )
+
+        def step(state, _):
+            state, stats = gradient_step(state, batch)
+            return state, stats["loss"]
+
+        state, losses = jax.lax.scan(step, state, None, config.total_updates())
+        return state.params, jnp.sum(losses)
+
+    return run
+
+
+def measure(name: str, config, seeds: int, repeats: int) -> dict:
+    """One row: the full run and its parts, each vmapped over ``seeds`` seeds."""
+    check_memory(config, seeds)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    programs = {
+        "full": jaxdqn.make_train(config),
+        "rollout": rollout_part(config),
+        "replay": replay_part(config),
+        "updates": updates_part(config),
+    }
+    compiled, compile_s = {}, {}
+    for part, fn in programs.items():
+        start = time.perf_counter()
+        compiled[part] = jax.jit(jax.vmap(fn)).lower(keys).compile()
+        compile_s[part] = time.perf_counter() - start
+    times = {part: [] for part in programs}
+    for _ in range(repeats):
+        for part, fn in compiled.items():
+            times[part].append(timed(lambda fn=fn: fn(keys)))
+    med = {part: median(t) for part, t in times.items()}
+    bound = med["rollout"] + med["replay"] + med["updates"]
+    steps = config.total_timesteps * seeds
+    memory = compiled["full"].memory_analysis()
+    program_bytes = None
+    if memory is not None:
+        program_bytes = (
+            memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+        )
+    peak = None
+    stats = jax.devices()[0].memory_stats() if jax.devices()[0].platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        peak = stats["peak_bytes_in_use"]
+    row = {
+        "row": name,
+        "num_envs": config.num_envs,
+        "seeds": seeds,
+        "env_steps_per_seed": config.total_timesteps,
+        "updates_per_seed": config.total_updates(),
+        "compile_s": compile_s["full"],
+        "full_s": med["full"],
+        "env_steps_per_s": steps / med["full"],
+        "updates_per_s": config.total_updates() * seeds / med["full"],
+        "rollout_s": med["rollout"],
+        "replay_s": med["replay"],
+        "updates_s": med["updates"],
+        "bound_s": bound,
+        "full_over_bound_pct": 100 * bound / med["full"],
+        "bytes_per_transition": transition_bytes(config),
+        "state_mib_per_seed": state_bytes(config) / 2**20,
+        "program_mib_per_seed": None if program_bytes is None else program_bytes / seeds / 2**20,
+        "device_peak_mib": None if peak is None else peak / 2**20,
+        "times_s": times,
+        "parts_compile_s": compile_s,
+    }
+    print(
+        f"  {name}: envs {config.num_envs} seeds {seeds}: full {med['full']:.2f} s, "
+        f"bound {bound:.2f} s ({row['full_over_bound_pct']:.0f}%)",
+        flush=True,
+    )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 64, 512])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--grid-steps", type=int, default=8_192, help="env steps/seed, grid")
+    parser.add_argument("--reference-seeds", type=int, nargs="*", default=[1, 8])
+    parser.add_argument("--preset-seeds", type=int, nargs="*", default=[1, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    args = parser.parse_args()
+    reference, preset = REFERENCE_SETUP, jaxdqn.get_preset("CartPole-v1")
+    if args.smoke:
+        args.num_envs, args.seeds, args.grid_steps, args.repeats = [1, 8], [2], 512, 1
+        args.reference_seeds = args.preset_seeds = [2]
+        small = {"total_timesteps": 2_000, "learning_starts": 1_000, "buffer_size": 2_000,
+                 "exploration_steps": 1_000, "log_interval": None}  # fmt: skip
+        reference = dataclasses.replace(reference, **small)
+        preset = dataclasses.replace(preset, **{**small, "total_timesteps": 2_000})
+    rows = []
+    for num_envs in args.num_envs:
+        for seeds in args.seeds:
+            rows.append(
+                measure("grid", grid_config(num_envs, args.grid_steps), seeds, args.repeats)
+            )
+    rows += [measure("reference setup", reference, s, args.repeats) for s in args.reference_seeds]
+    rows += [measure("CartPole preset", preset, s, args.repeats) for s in args.preset_seeds]
+    print(f"\ndevice {jax.devices()[0].device_kind}, jax {jax.__version__}, "
+          f"medians of {args.repeats} repeats")  # fmt: skip
+    print_table(
+        rows,
+        [
+            ("row", "row", ""), ("num_envs", "envs", "d"), ("seeds", "seeds", "d"),
+            ("env_steps_per_seed", "steps/seed", ",d"), ("compile_s", "compile s", ".1f"),
+            ("full_s", "full s", ".2f"), ("env_steps_per_s", "env steps/s", ",.0f"),
+            ("updates_per_s", "updates/s", ",.0f"), ("rollout_s", "rollout s", ".2f"),
+            ("replay_s", "replay s", ".2f"), ("updates_s", "updates s", ".2f"),
+            ("full_over_bound_pct", "bound/full %", ".0f"),
+            ("bytes_per_transition", "B/transition", "d"),
+            ("program_mib_per_seed", "MiB/seed", ".1f"),
+        ],
+    )  # fmt: skip
+    write_results(
+        "throughput" + ("_smoke" if args.smoke else ""),
+        {
+            "settings": {
+                "grid_steps": args.grid_steps, "repeats": args.repeats,
+                "grid_base": dataclasses.asdict(grid_config(8, args.grid_steps)),
+                "reference_setup": dataclasses.asdict(reference),
+                "cartpole_preset": dataclasses.asdict(preset),
+            },
+            "rows": rows,
+        },
+        out_dir=None if args.out is None else Path(args.out),
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

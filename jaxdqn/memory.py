@@ -1,0 +1,85 @@
+"""How much device memory a run needs, known before anything is compiled."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import numpy as np
+
+from jaxdqn.train import make_trainer
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def state_bytes(config) -> int:
+    """Bytes of one seed's ``TrainState`` (replay buffer, params, optimizer, envs).
+
+    Computed from shapes alone (``jax.eval_shape``): nothing is compiled or allocated.
+    """
+    shapes = jax.eval_shape(make_trainer(config).init, jax.random.key(0))
+    return _nbytes(jax.tree.map(_key_as_data, shapes))
+
+
+def transition_bytes(config) -> int:
+    """Bytes one stored transition takes in the replay buffer (one row of every field)."""
+    shapes = jax.eval_shape(make_trainer(config).init, jax.random.key(0)).buffer.data
+    return _nbytes(shapes) // config.buffer_size
+
+
+def _key_as_data(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.eval_shape(jax.random.key_data, x)
+    return x
+
+
+def device_memory_bytes(device: jax.Device | None = None) -> int | None:
+    """Memory a run can use on ``device``: the accelerator's limit, or on a CPU the
+    host's available memory; ``None`` when neither is known."""
+    device = device or jax.devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> int:
+    """Raises before compiling if ``num_seeds`` states of ``config`` cannot fit the device.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig`.
+      num_seeds: seeds trained together (``jax.vmap``).
+      device: default ``jax.devices()[0]``.
+
+    Returns:
+      The bytes the states need.
+
+    Raises:
+      ValueError: naming the bytes needed, where they go and what the device has.
+    """
+    per_seed = state_bytes(config)
+    needed = num_seeds * per_seed
+    available = device_memory_bytes(device)
+    if available is not None and needed > 0.9 * available:
+        per_row = transition_bytes(config)
+        raise ValueError(
+            f"{num_seeds} seeds x {per_seed / 2**20:,.1f} MiB of state per seed need "
+            f"{needed / 2**30:,.2f} GiB, more than 90% of the {available / 2**30:,.2f} GiB "
+            f"free on {(device or jax.devices()[0]).device_kind}. The replay buffer takes "
+            f"{config.buffer_size:,} x {per_row} bytes per seed: lower buffer_size or the "
+            f"seed count (at most {int(0.9 * available // per_seed):,} seeds fit)."
+        )
+    return needed
