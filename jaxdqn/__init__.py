@@ -5,6 +5,7 @@ from jaxdqn.buffer import ReplayBuffer, ReplayBufferState, make_replay_buffer
 from jaxdqn.config import DQNConfig
 from jaxdqn.envs import ENV_IDS, make_env
 from jaxdqn.evaluate import evaluate
+from jaxdqn.hyperparams import Hyperparams, hyperparams, sweep
 from jaxdqn.learner import make_optimizer, sync_target
 from jaxdqn.networks import make_q_network
 from jaxdqn.presets import PRESET_IDS, get_preset
@@ -17,6 +18,7 @@ __all__ = [
     "ENV_IDS",
     "PRESET_IDS",
     "DQNConfig",
+    "Hyperparams",
     "ReplayBuffer",
     "ReplayBufferState",
     "TrainState",
@@ -24,6 +26,7 @@ __all__ = [
     "Transition",
     "evaluate",
     "get_preset",
+    "hyperparams",
     "losses",
     "make_env",
     "make_optimizer",
@@ -31,5 +34,6 @@ __all__ = [
     "make_replay_buffer",
     "make_train",
     "make_trainer",
+    "sweep",
     "sync_target",
 ]

@@ -38,26 +38,27 @@ def exponential_schedule(
     return jnp.maximum(end, value).astype(jnp.float32)
 
 
-def exploration_value(config, count: chex.Numeric) -> chex.Array:
+def exploration_value(config, count: chex.Numeric, hparams=None) -> chex.Array:
     """ε (or Boltzmann temperature) of ``config``'s schedule at ``count``.
 
     Args:
-      config: a :class:`jaxdqn.DQNConfig`.
+      config: a :class:`jaxdqn.DQNConfig`; its ``exploration_schedule`` picks the shape.
       count: ``[...]`` count in ``config.exploration_unit``.
+      hparams: a :class:`jaxdqn.Hyperparams` whose (possibly traced) ``exploration_*``
+        values replace the config's.
 
     Returns:
       float32 ``[...]``.
     """
+    p = config if hparams is None else hparams
     kind = config.exploration_schedule
     if kind == "linear":
-        return linear_schedule(
-            count, config.exploration_start, config.exploration_end, config.exploration_steps
-        )
+        return linear_schedule(count, p.exploration_start, p.exploration_end, p.exploration_steps)
     if kind == "exponential":
         return exponential_schedule(
-            count, config.exploration_start, config.exploration_end, config.exploration_decay
+            count, p.exploration_start, p.exploration_end, p.exploration_decay
         )
-    return jnp.full(jnp.shape(count), config.exploration_start, jnp.float32)
+    return jnp.broadcast_to(jnp.asarray(p.exploration_start, jnp.float32), jnp.shape(count))
 
 
 def greedy(q_values: chex.Array) -> chex.Array:

@@ -18,24 +18,36 @@ from jaxdqn.state import Batch, TrainState
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-    """Optimizer of a config: optional global-norm clipping, then the chosen optimizer.
+    """The update direction of a config: optional global-norm clipping, then the chosen
+    optimizer at a unit learning rate.
 
-    With ``learning_rate_schedule="linear"`` the step size decays linearly from
-    ``learning_rate`` to 0 over ``config.total_updates()`` gradient updates.
+    The step size is applied by the gradient update, as ``learning_rate_at(...)`` times
+    this direction (every optimizer here scales its direction by the learning rate last),
+    so the learning rate can be a traced value of a sweep.
     """
-    lr: float | optax.Schedule = config.learning_rate
-    if config.learning_rate_schedule == "linear":
-        lr = optax.linear_schedule(config.learning_rate, 0.0, config.total_updates())
     eps = config.optimizer_eps
     optimizer = {
-        "adam": lambda: optax.adam(lr, eps=eps),
-        "adamw": lambda: optax.adamw(lr, eps=eps),
-        "rmsprop": lambda: optax.rmsprop(lr, eps=eps),
-        "sgd": lambda: optax.sgd(lr),
+        "adam": lambda: optax.adam(1.0, eps=eps),
+        "adamw": lambda: optax.adamw(1.0, eps=eps),
+        "rmsprop": lambda: optax.rmsprop(1.0, eps=eps),
+        "sgd": lambda: optax.sgd(1.0),
     }[config.optimizer]()
     if config.max_grad_norm is None:
         return optimizer
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optimizer)
+
+
+def learning_rate_at(config, learning_rate: chex.Numeric, updates: chex.Numeric) -> jax.Array:
+    """Step size of the gradient update that follows ``updates`` earlier ones.
+
+    ``"constant"``: ``learning_rate``; ``"linear"``: decays from ``learning_rate`` to 0
+    over ``config.total_updates()`` updates. Returns float32 ``[]``.
+    """
+    learning_rate = jnp.asarray(learning_rate, jnp.float32)
+    if config.learning_rate_schedule == "linear":
+        done = jnp.asarray(updates, jnp.float32) / config.total_updates()
+        return learning_rate * jnp.clip(1.0 - done, 0.0, 1.0)
+    return learning_rate
 
 
 def sync_target(
@@ -113,11 +125,13 @@ def make_gradient_step(
         (loss, (td, q_taken)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target_params, batch
         )
-        param_updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, param_updates)
+        direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        hp = state.hparams
+        step_size = learning_rate_at(config, hp.learning_rate, state.updates)
+        params = optax.apply_updates(state.params, optax.tree.scale(step_size, direction))
         updates = state.updates + 1
         target_params = sync_target(
-            params, state.target_params, updates, config.target_update_period, config.target_tau
+            params, state.target_params, updates, hp.target_update_period, hp.target_tau
         )
         stats = {
             "loss": loss,
@@ -151,7 +165,7 @@ def make_update_step(
     def update(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         slots = buffer.sample_slots(state.buffer, key, config.batch_size)
         batch = n_step_batch(
-            state.buffer, slots, n=config.n_step, gamma=config.gamma, stride=config.num_envs
+            state.buffer, slots, n=config.n_step, gamma=state.hparams.gamma, stride=config.num_envs
         )
         return gradient_step(state, batch)
 

@@ -58,3 +58,4 @@ class TrainState(NamedTuple):
     env_steps: jax.Array  # shape=(), int32: env steps taken, summed over envs
     updates: jax.Array  # shape=(), int32: gradient updates applied
     episodes: jax.Array  # shape=(), int32: episodes completed, summed over envs
+    hparams: Any  # jaxdqn.Hyperparams: the traced hyperparameters this run reads

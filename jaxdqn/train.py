@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jaxdqn.buffer import make_replay_buffer
 from jaxdqn.envs import make_env
 from jaxdqn.exploration import exploration_value, select_action
+from jaxdqn.hyperparams import Hyperparams, hyperparams
 from jaxdqn.learner import make_optimizer, make_update_step
 from jaxdqn.networks import make_q_network
 from jaxdqn.state import TrainState, Transition
@@ -73,12 +74,13 @@ class Trainer(NamedTuple):
     """The pieces of a run, for callers that need more than ``train``.
 
     Attributes:
-      init: ``init(key) -> TrainState`` at env step 0 (envs reset, buffer empty,
-        target params equal to params).
+      init: ``init(key, hparams=None) -> TrainState`` at env step 0 (envs reset, buffer
+        empty, target params equal to params). ``hparams`` (:class:`jaxdqn.Hyperparams`,
+        default: the config's values) are stored in the state and read by the run.
       run: ``run(state, num_log_points) -> (state, metrics)`` advances
         ``num_log_points * config.resolved_log_interval()`` env steps; ``num_log_points``
         is static, and each metric has shape ``[num_log_points]``.
-      train: ``train(key) = run(init(key), config.num_log_points())``.
+      train: ``train(key, hparams=None) = run(init(key, hparams), config.num_log_points())``.
 
     Runs in chunks give bit-identical states and metrics to a whole run of the same key:
     ``run(run(init(key), a), b)`` equals ``run(init(key), a + b)`` and ``train(key)``,
@@ -86,9 +88,9 @@ class Trainer(NamedTuple):
     jitted ``run`` (``donate_argnums=0``) so the replay buffer is updated in place.
     """
 
-    init: Callable[[jax.Array], TrainState]
+    init: Callable[..., TrainState]
     run: Callable[[TrainState, int], tuple[TrainState, Metrics]]
-    train: Callable[[jax.Array], tuple[TrainState, Metrics]]
+    train: Callable[..., tuple[TrainState, Metrics]]
 
 
 def make_trainer(config) -> Trainer:
@@ -110,7 +112,7 @@ def make_trainer(config) -> Trainer:
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     act = jax.vmap(partial(select_action, config))
 
-    def init(key: jax.Array) -> TrainState:
+    def init(key: jax.Array, hparams: Hyperparams | None = None) -> TrainState:
         key, key_params, key_reset = jax.random.split(key, 3)
         obs, env_state = reset_envs(jax.random.split(key_reset, num_envs), env_params)
         params = q_network.init(key_params, obs)
@@ -135,6 +137,7 @@ def make_trainer(config) -> Trainer:
             env_steps=jnp.int32(0),
             updates=jnp.int32(0),
             episodes=jnp.int32(0),
+            hparams=hyperparams(config) if hparams is None else hparams,
         )
         return _depend_on_key(state, key)
 
@@ -146,7 +149,7 @@ def make_trainer(config) -> Trainer:
             count = state.env_steps + jnp.arange(num_envs, dtype=jnp.int32)
         else:
             count = jnp.broadcast_to(state.episodes, (num_envs,))
-        value = exploration_value(config, count)
+        value = exploration_value(config, count, state.hparams)
         q_values = q_network.apply(state.params, state.obs)
         actions = act(jax.random.split(key_act, num_envs), q_values, value)
         obs, env_state, reward, terminated, truncated, info = step_envs(
@@ -228,8 +231,8 @@ def make_trainer(config) -> Trainer:
 
         return jax.lax.fori_loop(0, num_log_points, body, (state, rows))
 
-    def train(key: jax.Array) -> tuple[TrainState, Metrics]:
-        return run(init(key), config.num_log_points())
+    def train(key: jax.Array, hparams: Hyperparams | None = None) -> tuple[TrainState, Metrics]:
+        return run(init(key, hparams), config.num_log_points())
 
     return Trainer(init=init, run=run, train=train)
 
@@ -271,14 +274,17 @@ def _window_metrics(state: TrainState, window: _Window) -> Metrics:
     return metrics
 
 
-def make_train(config) -> Callable[[jax.Array], tuple[TrainState, Metrics]]:
+def make_train(config) -> Callable[..., tuple[TrainState, Metrics]]:
     """The whole run of ``config`` as one pure function of a PRNG key.
 
     Args:
       config: a :class:`jaxdqn.DQNConfig` (validated when it was built).
 
     Returns:
-      ``train(key) -> (TrainState, metrics)``. ``metrics`` maps each name in
+      ``train(key, hparams=None) -> (TrainState, metrics)``; ``hparams`` is a
+      :class:`jaxdqn.Hyperparams` (default: the config's values), so
+      ``jax.vmap(train)(keys, hparams)`` sweeps learning rate, gamma, target sync and
+      exploration in one compiled program (see :func:`jaxdqn.sweep`). ``metrics`` maps each name in
       ``METRIC_NAMES`` to an array ``[config.num_log_points()]`` (one row per log
       window; ``jax.vmap`` adds a leading seed axis). Means over a window with no completed
       episode (``episode_return``, ``episode_length``) or no update (``loss``, ...) are NaN.
