@@ -187,10 +187,11 @@ def updates_part(config):
             reward=jnp.ones(b, jnp.float32),
             discount=jnp.where(jnp.arange(b) % 50 == 0, 0.0, config.gamma),
             next_obs=obs[1],
+            weight=jnp.ones(b, jnp.float32),
         )
 
         def step(state, _):
-            state, stats = gradient_step(state, batch)
+            state, stats, _ = gradient_step(state, batch)
             return state, stats["loss"]
 
         state, losses = jax.lax.scan(step, state, None, config.total_updates())

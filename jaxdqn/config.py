@@ -70,6 +70,14 @@ class DQNConfig:
         γ^n max Q``, cut at a terminated step (no bootstrap) and at a truncated one
         (bootstrap from its true final observation with γ to the steps summed). Built at
         sample time from the buffer's rows (``jaxdqn.nstep``); 1 is plain DQN.
+      prioritized: proportional prioritized replay (Schaul et al. 2016): rows are drawn
+        with probability proportional to ``|δ|^priority_alpha + priority_eps`` (new rows
+        at the largest priority so far) and the loss is weighted by importance weights
+        ``(N P(i))^-β`` normalised by the batch's largest, β rising linearly from
+        ``priority_beta`` to 1 over the run (``jaxdqn.prioritized``).
+      priority_alpha: exponent of ``|δ|`` in [0, 1] (0 is uniform).
+      priority_beta: initial importance-weight exponent in [0, 1].
+      priority_eps: added to every priority (> 0), so no row becomes undrawable.
       target_update_period: gradient updates between target syncs. ``1`` with
         ``target_tau=1.0`` means no target network (targets from the online net).
       target_tau: step of each sync, ``target <- tau * online + (1 - tau) * target``;
@@ -118,6 +126,10 @@ class DQNConfig:
     huber_delta: float = 1.0
     double_q: bool = True
     n_step: int = 1
+    prioritized: bool = False
+    priority_alpha: float = 0.6
+    priority_beta: float = 0.4
+    priority_eps: float = 1e-6
     target_update_period: int = 250
     target_tau: float = 1.0
     truncation_is_terminal: bool = False
@@ -273,6 +285,10 @@ def _validate(cfg: DQNConfig) -> None:
     _bool_field(cfg, "truncation_is_terminal")
     _bool_field(cfg, "dueling")
     n_step = _int_field(cfg, "n_step", 1, 1_000)
+    _bool_field(cfg, "prioritized")
+    _real_field(cfg, "priority_alpha", 0.0, 1.0)
+    _real_field(cfg, "priority_beta", 0.0, 1.0)
+    _real_field(cfg, "priority_eps", 0.0, math.inf, open_low=True)
     _int_field(cfg, "target_update_period", 1)
     _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
     exploration = _choice_field(cfg, "exploration", EXPLORATIONS)

@@ -14,6 +14,12 @@ import optax
 from jaxdqn import losses
 from jaxdqn.buffer import ReplayBuffer
 from jaxdqn.nstep import n_step_batch
+from jaxdqn.prioritized import (
+    importance_weights,
+    priorities_from_td,
+    sum_tree_sample,
+    sum_tree_set,
+)
 from jaxdqn.state import Batch, TrainState
 
 
@@ -110,18 +116,22 @@ def make_gradient_step(
     """One DQN gradient update on a given batch: TD loss, optimizer step, target sync.
 
     Returns:
-      ``gradient_step(state, batch) -> (state, stats)`` for a :class:`Batch`
-      with leaves ``[B, ...]``; ``stats`` holds scalars ``loss``, ``q_value`` (mean Q of
-      the batch's actions), ``td_error`` (mean ``|δ|``) and ``grad_norm`` (before
-      clipping). Only ``params``, ``target_params``, ``opt_state`` and ``updates`` change.
+      ``gradient_step(state, batch) -> (state, stats, td)`` for a :class:`Batch`
+      with leaves ``[B, ...]``; ``stats`` holds scalars ``loss`` (weighted by
+      ``batch.weight``), ``q_value`` (mean Q of the batch's actions), ``td_error`` (mean
+      ``|δ|``) and ``grad_norm`` (before clipping); ``td`` ``[B]`` are the TD errors
+      before the step. Only ``params``, ``target_params``, ``opt_state`` and ``updates``
+      change.
     """
 
     def loss_fn(params, target_params, batch):
         td, q_taken = td_errors(config, q_network, params, target_params, batch)
-        loss = losses.td_loss(td, config.loss, config.huber_delta)
+        loss = losses.td_loss(td, config.loss, config.huber_delta, batch.weight)
         return loss, (td, q_taken)
 
-    def gradient_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+    def gradient_step(
+        state: TrainState, batch: Batch
+    ) -> tuple[TrainState, dict[str, jax.Array], jax.Array]:
         (loss, (td, q_taken)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.target_params, batch
         )
@@ -142,7 +152,7 @@ def make_gradient_step(
         new_state = state._replace(
             params=params, target_params=target_params, opt_state=opt_state, updates=updates
         )
-        return new_state, stats
+        return new_state, stats, td
 
     return gradient_step
 
@@ -153,9 +163,10 @@ def make_update_step(
     buffer: ReplayBuffer,
     optimizer: optax.GradientTransformation,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
-    """One DQN update of the run: sample rows from the replay buffer, build their
-    ``config.n_step``-step targets (:func:`jaxdqn.nstep.n_step_batch`), then
-    :func:`make_gradient_step`.
+    """One DQN update of the run: draw rows from the replay buffer (uniformly, or by
+    priority with ``config.prioritized``), build their ``config.n_step``-step targets
+    (:func:`jaxdqn.nstep.n_step_batch`), then :func:`make_gradient_step`; with
+    prioritized replay, the drawn rows' priorities become ``|δ|^α + ε``.
 
     Returns:
       ``update(state, key) -> (state, stats)`` with the stats of ``gradient_step``.
@@ -163,10 +174,22 @@ def make_update_step(
     gradient_step = make_gradient_step(config, q_network, optimizer)
 
     def update(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-        slots = buffer.sample_slots(state.buffer, key, config.batch_size)
+        if config.prioritized:
+            slots, probabilities = sum_tree_sample(state.priorities, key, config.batch_size)
+        else:
+            slots = buffer.sample_slots(state.buffer, key, config.batch_size)
         batch = n_step_batch(
             state.buffer, slots, n=config.n_step, gamma=state.hparams.gamma, stride=config.num_envs
         )
-        return gradient_step(state, batch)
+        if config.prioritized:
+            progress = jnp.minimum(state.updates / config.total_updates(), 1.0)
+            beta = config.priority_beta + (1.0 - config.priority_beta) * progress
+            weights = importance_weights(probabilities, state.buffer.size, beta)
+            batch = batch._replace(weight=weights)
+        state, stats, td = gradient_step(state, batch)
+        if config.prioritized:
+            new = priorities_from_td(td, config.priority_alpha, config.priority_eps)
+            state = state._replace(priorities=sum_tree_set(state.priorities, slots, new))
+        return state, stats
 
     return update

@@ -106,10 +106,21 @@ def huber(x: chex.Array, delta: chex.Numeric = 1.0) -> chex.Array:
     return optax.huber_loss(x, delta=delta)
 
 
-def td_loss(td_errors: chex.Array, kind: str, huber_delta: chex.Numeric = 1.0) -> chex.Array:
-    """Mean of ``huber`` or ``l2`` over a batch of TD errors ``[B]``; returns ``[]``."""
+def td_loss(
+    td_errors: chex.Array,
+    kind: str,
+    huber_delta: chex.Numeric = 1.0,
+    weights: chex.Array | None = None,
+) -> chex.Array:
+    """Mean of ``huber`` or ``l2`` over a batch of TD errors ``[B]``; returns ``[]``.
+
+    ``weights`` ``[B]`` (importance weights of prioritized replay) scale each term of the
+    mean; ``None`` weighs all equally.
+    """
     if kind == "huber":
-        return jnp.mean(huber(td_errors, huber_delta))
-    if kind == "l2":
-        return jnp.mean(l2(td_errors))
-    raise ValueError(f"loss kind={kind!r} is invalid: must be 'huber' or 'l2'.")
+        per_item = huber(td_errors, huber_delta)
+    elif kind == "l2":
+        per_item = l2(td_errors)
+    else:
+        raise ValueError(f"loss kind={kind!r} is invalid: must be 'huber' or 'l2'.")
+    return jnp.mean(per_item if weights is None else weights * per_item)

@@ -62,4 +62,5 @@ def n_step_batch(
         reward=reward,
         discount=discount,
         next_obs=data.next_obs[last],
+        weight=jnp.ones(slots.shape, jnp.float32),
     )

@@ -41,6 +41,7 @@ class Batch(NamedTuple):
     reward: jax.Array  # [B], float32: the (discounted, summed) reward before bootstrapping
     discount: jax.Array  # [B], float32: the bootstrap's weight, 0 after a terminal state
     next_obs: jax.Array  # [B, *obs_shape]: the observation to bootstrap from
+    weight: jax.Array  # [B], float32: weight in the loss (importance weights; else ones)
 
 
 class TrainState(NamedTuple):
@@ -59,3 +60,4 @@ class TrainState(NamedTuple):
     updates: jax.Array  # shape=(), int32: gradient updates applied
     episodes: jax.Array  # shape=(), int32: episodes completed, summed over envs
     hparams: Any  # jaxdqn.Hyperparams: the traced hyperparameters this run reads
+    priorities: Any  # jaxdqn.prioritized.SumTreeState with prioritized replay, else None

@@ -30,6 +30,7 @@ from jaxdqn.exploration import exploration_value, select_action
 from jaxdqn.hyperparams import Hyperparams, hyperparams
 from jaxdqn.learner import make_optimizer, make_update_step
 from jaxdqn.networks import make_q_network
+from jaxdqn.prioritized import sum_tree_init, sum_tree_set
 from jaxdqn.state import TrainState, Transition
 
 Metrics = dict[str, jax.Array]
@@ -138,6 +139,7 @@ def make_trainer(config) -> Trainer:
             updates=jnp.int32(0),
             episodes=jnp.int32(0),
             hparams=hyperparams(config) if hparams is None else hparams,
+            priorities=sum_tree_init(config.buffer_size) if config.prioritized else None,
         )
         return _depend_on_key(state, key)
 
@@ -178,6 +180,10 @@ def make_trainer(config) -> Trainer:
             completed=window.completed + completed,
             exploration=jnp.mean(value),
         )
+        if config.prioritized:  # new transitions enter at the largest priority so far
+            slots = (state.buffer.position + jnp.arange(num_envs)) % config.buffer_size
+            new = jnp.full(num_envs, state.priorities.max_priority)
+            state = state._replace(priorities=sum_tree_set(state.priorities, slots, new))
         state = state._replace(
             buffer=buffer.add(state.buffer, transition),
             env_state=env_state,

@@ -52,6 +52,7 @@ def test_gradient_step_applies_optax_at_the_traced_learning_rate(name):
             reward=jnp.asarray(rng.normal(size=16), jnp.float32),
             discount=jnp.full(16, 0.99, jnp.float32),
             next_obs=jnp.asarray(rng.integers(0, 6, (16, 1)), jnp.float32),
+            weight=jnp.ones(16, jnp.float32),
         )
         target = state.target_params
 
@@ -62,7 +63,7 @@ def test_gradient_step_applies_optax_at_the_traced_learning_rate(name):
         grads = jax.grad(loss)(params)
         updates, opt_state = reference.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        state, _ = step(state, batch)
+        state, _, _ = step(state, batch)
         for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(params), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=f"step {i}")
 

@@ -136,6 +136,7 @@ def _batch(seed):
             np.float32
         ),
         next_obs=(2.0 * rng.normal(size=(B, 4))).astype(np.float32),
+        weight=np.ones(B, np.float32),
     )
 
 
