@@ -22,7 +22,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Literal
 
-from jaxdqn.envs import check_env_id
+from jaxdqn.envs import check_env_id, env_spec
 
 LOSSES = ("huber", "l2")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -31,6 +31,7 @@ EXPLORATIONS = ("epsilon_greedy", "boltzmann")
 EXPLORATION_SCHEDULES = ("linear", "exponential", "constant")
 EXPLORATION_UNITS = ("env_steps", "episodes")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
+NETWORKS = ("auto", "mlp", "cnn")
 
 # Auto log interval aims for about this many logging points per run.
 _TARGET_LOG_POINTS = 100
@@ -97,7 +98,10 @@ class DQNConfig:
       exploration_steps: length of the linear schedule, in ``exploration_unit``.
       exploration_decay: multiplier per unit of the exponential schedule, in (0, 1].
       eval_epsilon: ε of :func:`jaxdqn.evaluate` (0 is greedy).
-      hidden_sizes: widths of the MLP's hidden layers.
+      network: ``"auto"`` (a CNN for image observations ``[H, W, C]`` such as MinAtar's,
+        else an MLP), ``"mlp"`` or ``"cnn"`` (the MinAtar paper's: one 3x3 convolution
+        of 16 channels, then the dense ``hidden_sizes``).
+      hidden_sizes: widths of the dense hidden layers (after the convolution for a CNN).
       activation: one of ``ACTIVATIONS``.
       dueling: a dueling head, ``Q = V + A - mean(A)`` (Wang et al. 2016).
       log_interval: env steps per logging point (a multiple of
@@ -143,6 +147,7 @@ class DQNConfig:
     exploration_decay: float = 0.999
     eval_epsilon: float = 0.0
     # Network.
+    network: Literal["auto", "mlp", "cnn"] = "auto"
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: Literal["relu", "tanh", "gelu", "silu"] = "relu"
     dueling: bool = False
@@ -304,6 +309,15 @@ def _validate(cfg: DQNConfig) -> None:
     _real_field(cfg, "exploration_decay", 0.0, 1.0, open_low=True)
     _real_field(cfg, "eval_epsilon", 0.0, 1.0)
     _choice_field(cfg, "activation", ACTIVATIONS)
+    if _choice_field(cfg, "network", NETWORKS) == "cnn":
+        obs_shape = env_spec(cfg.env_id)[0]
+        if len(obs_shape) != 3:
+            _fail(
+                "network",
+                cfg.network,
+                f"needs image observations [height, width, channels]; {cfg.env_id} "
+                f"observes {list(obs_shape)}",
+            )
     if (
         not isinstance(cfg.hidden_sizes, tuple)
         or not cfg.hidden_sizes

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
+from gymnax.wrappers.purerl import GymnaxWrapper
 
 CHAIN_WALK_ID = "ChainWalk-v0"
 
@@ -187,11 +188,32 @@ def make_env(env_id: str) -> tuple[environment.Environment, environment.EnvParam
     return _build(env_id)
 
 
+class BoolObservations(GymnaxWrapper):
+    """MinAtar's observations in their native dtype, bool (gymnax casts them to float32).
+
+    A ``[10, 10, C]`` bool observation takes a quarter of the float32 bytes in the replay
+    buffer; the Q-network casts to float32 when it reads it. ``final_observation`` in
+    ``info`` is cast too.
+    """
+
+    def reset(self, key, params=None):
+        obs, state = self._env.reset(key, params)
+        return obs.astype(jnp.bool_), state
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        info = {**info, "final_observation": info["final_observation"].astype(jnp.bool_)}
+        return obs.astype(jnp.bool_), state, reward, terminated, truncated, info
+
+
 def _build(env_id: str) -> tuple[environment.Environment, environment.EnvParams]:
     if env_id in _PROJECT_ENVS:
         env = _PROJECT_ENVS[env_id]()
         return env, env.default_params
-    return gymnax.make(env_id)
+    env, params = gymnax.make(env_id)
+    if env_id.endswith("-MinAtar"):
+        env = BoolObservations(env)
+    return env, params
 
 
 def env_spec(env_id: str) -> tuple[tuple[int, ...], jnp.dtype, int]:

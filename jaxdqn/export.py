@@ -11,11 +11,12 @@ import numpy as np
 
 import jaxdqn
 from jaxdqn.envs import env_spec
+from jaxdqn.networks import make_q_network
 from jaxdqn.numpy_policy import FORMAT
 
 
 def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None = None) -> Path:
-    """Writes one seed's MLP Q-network for :class:`jaxdqn.numpy_policy.NumpyQPolicy`.
+    """Writes one seed's Q-network for :class:`jaxdqn.numpy_policy.NumpyQPolicy`.
 
     Args:
       config: the :class:`jaxdqn.DQNConfig` the params were trained with.
@@ -30,15 +31,20 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
       ValueError: params whose layers do not match the config's network.
     """
     obs_shape, obs_dtype, num_actions = env_spec(config.env_id)
+    network = type(make_q_network(config)).__name__
+    cnn = network == "CNNQNetwork"
     layers = params["params"]
     hidden = len(config.hidden_sizes)
-    expected = {f"Dense_{i}" for i in range(hidden)}
+    expected = {f"Dense_{i}" for i in range(hidden)} | ({"Conv_0"} if cnn else set())
     expected |= {"DuelingHead_0"} if config.dueling else {f"Dense_{hidden}"}
     if set(layers) != expected:
         raise ValueError(
             f"params have layers {sorted(layers)}; the config's network has {sorted(expected)}."
         )
     arrays = {}
+    if cnn:
+        arrays["conv_kernel"] = layers["Conv_0"]["kernel"]
+        arrays["conv_bias"] = layers["Conv_0"]["bias"]
     for i in range(hidden):
         arrays[f"hidden_{i}_kernel"] = layers[f"Dense_{i}"]["kernel"]
         arrays[f"hidden_{i}_bias"] = layers[f"Dense_{i}"]["bias"]
@@ -55,6 +61,7 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
         "obs_shape": list(obs_shape),
         "obs_dtype": np.dtype(obs_dtype).name,
         "num_actions": int(num_actions),
+        "network": "cnn" if cnn else "mlp",
         "num_hidden": hidden,
         "activation": config.activation,
         "dueling": config.dueling,

@@ -53,11 +53,42 @@ class MLPQNetwork(nn.Module):
         return nn.Dense(self.num_actions)(x)
 
 
+class CNNQNetwork(nn.Module):
+    """The MinAtar paper's Q-network (Young & Tian 2019): one 3x3 convolution with 16
+    channels (stride 1, no padding) and ReLU, then dense layers (``hidden_sizes``,
+    ``(128,)`` in the paper) and the head.
+
+    ``apply(params, obs)`` takes ``obs`` of shape ``[B, H, W, C]`` in any dtype (MinAtar's
+    are bool), casts it to float32 and returns ``[B, num_actions]``.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (128,)
+    activation: str = "relu"
+    dueling: bool = False
+    channels: int = 16
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.astype(jnp.float32)
+        act = _ACTIVATIONS[self.activation]
+        x = act(nn.Conv(self.channels, (3, 3), strides=1, padding="VALID")(x))
+        x = x.reshape((x.shape[0], -1))
+        for width in self.hidden_sizes:
+            x = act(nn.Dense(width)(x))
+        if self.dueling:
+            return DuelingHead(self.num_actions)(x)
+        return nn.Dense(self.num_actions)(x)
+
+
 def make_q_network(config) -> nn.Module:
     """The Q-network of a config, sized for its environment.
 
     Args:
       config: a :class:`jaxdqn.DQNConfig`.
+
+    ``config.network`` picks :class:`CNNQNetwork` or :class:`MLPQNetwork` (``"auto"``: the
+    CNN for image observations ``[H, W, C]``, else the MLP).
 
     Returns:
       A flax module; ``.init(key, obs_batch)`` and ``.apply(params, obs_batch)`` with
@@ -71,7 +102,17 @@ def make_q_network(config) -> nn.Module:
       >>> q_net.apply(params, jnp.zeros((32, 4))).shape
       (32, 2)
     """
-    _, _, num_actions = env_spec(config.env_id)
+    obs_shape, _, num_actions = env_spec(config.env_id)
+    kind = config.network
+    if kind == "auto":
+        kind = "cnn" if len(obs_shape) == 3 else "mlp"
+    if kind == "cnn":  # DQNConfig checked that the observations are images
+        return CNNQNetwork(
+            num_actions=num_actions,
+            hidden_sizes=tuple(config.hidden_sizes),
+            activation=config.activation,
+            dueling=config.dueling,
+        )
     return MLPQNetwork(
         num_actions=num_actions,
         hidden_sizes=tuple(config.hidden_sizes),

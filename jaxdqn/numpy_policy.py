@@ -9,9 +9,11 @@ This module imports NumPy and the standard library only: copy it next to an expo
     q_values = policy.q_values(observations)  # [B, *obs_shape] -> [B, num_actions]
 
 The file holds ``metadata`` (a JSON string: format, env id, observation shape, number of
-actions, activation, dueling) and the layers ``hidden_<i>_kernel`` / ``hidden_<i>_bias``
-then either ``head_kernel`` / ``head_bias`` or the dueling pair ``value_*`` and
-``advantage_*``. Kernels are ``[inputs, outputs]``: ``y = x @ kernel + bias``.
+actions, network, activation, dueling), for a CNN ``conv_kernel`` ``[3, 3, C, F]`` /
+``conv_bias`` (a "valid" 3x3 convolution, stride 1, on ``[B, H, W, C]``), then the dense
+layers ``hidden_<i>_kernel`` / ``hidden_<i>_bias`` and either ``head_kernel`` /
+``head_bias`` or the dueling pair ``value_*`` and ``advantage_*``. Dense kernels are
+``[inputs, outputs]``: ``y = x @ kernel + bias``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import math
 
 import numpy as np
 
-FORMAT = "jaxdqn-mlp-policy-v1"
+FORMAT = "jaxdqn-policy-v1"
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:  # the tanh approximation, as flax.linen.gelu
@@ -37,7 +39,7 @@ ACTIVATIONS = {
 
 
 class NumpyQPolicy:
-    """Q-values and greedy actions of an exported MLP Q-network."""
+    """Q-values and greedy actions of an exported Q-network (MLP or MinAtar CNN)."""
 
     def __init__(self, metadata: dict, arrays: dict[str, np.ndarray]):
         if metadata.get("format") != FORMAT:
@@ -64,7 +66,14 @@ class NumpyQPolicy:
         obs = np.asarray(obs)
         if obs.shape[1:] != self.obs_shape:
             raise ValueError(f"obs shape {obs.shape} is invalid: expected [B, *{self.obs_shape}].")
-        x = obs.reshape(obs.shape[0], -1).astype(np.float32)
+        x = obs.astype(np.float32)
+        if self.metadata["network"] == "cnn":
+            kernel = self._arrays["conv_kernel"]
+            size = kernel.shape[:2]
+            windows = np.lib.stride_tricks.sliding_window_view(x, size, axis=(1, 2))
+            x = np.einsum("bhwcij,ijcf->bhwf", windows, kernel) + self._arrays["conv_bias"]
+            x = self._activation(x)
+        x = x.reshape(x.shape[0], -1)
         for kernel, bias in self._hidden:
             x = self._activation(x @ kernel + bias)
         a = self._arrays

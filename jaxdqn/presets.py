@@ -69,6 +69,46 @@ _PRESETS: dict[str, DQNConfig] = {
     ),
 }
 
+
+def _minatar(env_id: str) -> DQNConfig:
+    """The MinAtar paper's DQN (Young & Tian 2019), vectorised over 16 envs: one 3x3 conv
+    of 16 channels then 128 units, batch 32, buffer 100k, hard target copy every 1,000
+    updates, ε 1 -> 0.1 over the first 100k steps, 5,000 steps before learning, Huber
+    loss (the paper's smooth L1; MinAtar rewards are 0/1, so δ = 1 suits them). The paper
+    updates once per env step; one update per 4 env steps (Adam instead of RMSProp)
+    keeps 16 vectorised envs affordable. Observations are stored as bool."""
+    return DQNConfig(
+        env_id=env_id,
+        num_envs=16,
+        total_timesteps=5_000_000,
+        buffer_size=100_000,
+        batch_size=32,
+        learning_starts=5_120,
+        train_frequency=4,
+        gamma=0.99,
+        learning_rate=2.5e-4,
+        loss="huber",
+        double_q=True,
+        target_update_period=1_000,
+        exploration_steps=100_000,
+        exploration_end=0.1,
+        network="cnn",
+        hidden_sizes=(128,),
+    )
+
+
+_PRESETS.update(
+    {
+        env_id: _minatar(env_id)
+        for env_id in (
+            "Breakout-MinAtar",
+            "Asterix-MinAtar",
+            "SpaceInvaders-MinAtar",
+            "Freeway-MinAtar",
+        )
+    }
+)
+
 PRESET_IDS: tuple[str, ...] = tuple(_PRESETS)
 
 

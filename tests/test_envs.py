@@ -111,3 +111,25 @@ def test_every_gymnax_id_is_known():
 
     assert set(gymnax.registered_envs) <= set(jaxdqn.ENV_IDS)
     assert "ChainWalk-v0" in jaxdqn.ENV_IDS
+
+
+def test_minatar_observations_stay_bool_and_match_gymnax():
+    import gymnax
+
+    env, params = jaxdqn.make_env("Breakout-MinAtar")
+    raw, raw_params = gymnax.make("Breakout-MinAtar")
+    key = jax.random.key(4)
+    obs, state = env.reset(key, params)
+    raw_obs, raw_state = raw.reset(key, raw_params)
+    assert obs.dtype == jnp.bool_ and raw_obs.dtype == jnp.float32
+    np.testing.assert_array_equal(obs, raw_obs > 0.5)
+    for t in range(30):  # also across episode ends: final_observation is cast as well
+        step_key = jax.random.fold_in(key, t)
+        obs, state, reward, _, _, info = env.step(step_key, state, t % 3, params)
+        raw_obs, raw_state, raw_reward, _, _, raw_info = raw.step(step_key, raw_state, t % 3)
+        assert obs.dtype == info["final_observation"].dtype == jnp.bool_
+        np.testing.assert_array_equal(obs, raw_obs > 0.5)
+        np.testing.assert_array_equal(
+            info["final_observation"], raw_info["final_observation"] > 0.5
+        )
+        assert float(reward) == float(raw_reward)

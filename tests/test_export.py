@@ -26,17 +26,23 @@ from jaxdqn.numpy_policy import NumpyQPolicy
         ("Acrobot-v1", (8,), "tanh", True),
         ("CartPole-v1", (8, 8), "gelu", False),
         ("ChainWalk-v0", (4,), "silu", True),
+        ("Breakout-MinAtar", (16,), "relu", False),
+        ("Freeway-MinAtar", (8,), "relu", True),
     ],
 )
 def test_numpy_policy_matches_jax_network(tmp_path, env_id, hidden_sizes, activation, dueling):
     config = dataclasses.replace(
         TINY_CHAIN, env_id=env_id, hidden_sizes=hidden_sizes, activation=activation, dueling=dueling
     )
-    obs_shape, _, _ = jaxdqn.envs.env_spec(env_id)
+    obs_shape, obs_dtype, _ = jaxdqn.envs.env_spec(env_id)
     q_net = jaxdqn.make_q_network(config)
-    params = q_net.init(jax.random.key(0), np.zeros((1, *obs_shape), np.float32))
+    params = q_net.init(jax.random.key(0), np.zeros((1, *obs_shape), obs_dtype))
     params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(1), x.shape), params)
-    obs = 2.0 * np.random.default_rng(0).normal(size=(64, *obs_shape)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    if obs_dtype == np.bool_:  # MinAtar: the network casts bool observations itself
+        obs = rng.random((64, *obs_shape)) < 0.3
+    else:
+        obs = 2.0 * rng.normal(size=(64, *obs_shape)).astype(np.float32)
     policy = NumpyQPolicy.load(export_policy(config, params, tmp_path / "p.npz", seed=3))
     expected = np.asarray(q_net.apply(params, obs))
     np.testing.assert_allclose(policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)

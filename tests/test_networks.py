@@ -66,3 +66,24 @@ def test_any_observation_shape_is_flattened_and_cast():
 def test_dueling_flag_is_validated():
     with pytest.raises(ValueError, match=r"DQNConfig\.dueling="):
         dataclasses.replace(jaxdqn.DQNConfig(), dueling="yes")
+
+
+def test_auto_network_picks_cnn_for_images_and_minatar_presets_train():
+    import dataclasses
+
+    assert type(jaxdqn.make_q_network(jaxdqn.DQNConfig())).__name__ == "MLPQNetwork"
+    for env_id in (
+        "Breakout-MinAtar",
+        "Asterix-MinAtar",
+        "SpaceInvaders-MinAtar",
+        "Freeway-MinAtar",
+    ):
+        config = jaxdqn.get_preset(env_id)
+        assert type(jaxdqn.make_q_network(config)).__name__ == "CNNQNetwork"
+    config = dataclasses.replace(
+        jaxdqn.get_preset("Breakout-MinAtar"), total_timesteps=640, learning_starts=320,
+        buffer_size=640, log_interval=320, exploration_steps=320,
+    )  # fmt: skip
+    state, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
+    assert state.buffer.data.obs.dtype == jnp.bool_  # 400 bytes per observation, not 1,600
+    assert np.isfinite(metrics["loss"][-1])

@@ -1,0 +1,53 @@
+"""The benchmark and example scripts run end to end on tiny settings, so they cannot rot.
+Their numbers are not checked here: speed targets live in the benchmarks themselves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import jaxdqn
+from jaxdqn.export import export_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize("script", ["throughput", "learning", "progress_overhead"])
+def test_benchmark_smoke(script, tmp_path):
+    out = run_script(f"benchmarks/{script}.py", "--smoke", "--out", str(tmp_path))
+    (result,) = tmp_path.glob("*.json")
+    payload = json.loads(result.read_text())
+    assert payload["machine"]["jax"] == jax.__version__ and "device" in payload["machine"]
+    assert "wrote" in out
+    if script == "learning":
+        assert list(tmp_path.glob("*.png"))
+
+
+def test_sweep_example_compiles_once():
+    out = run_script(
+        "examples/sweep.py", "--env", "ChainWalk-v0", "--seeds", "1",
+        "--total-timesteps", "2000", "--eval-episodes", "2",
+    )  # fmt: skip
+    assert "8 learning rates x 1 seeds = 8 runs" in out and "traced 1 time(s)" in out
+
+
+def test_gymnasium_example_plays_an_exported_policy(tmp_path):
+    config = jaxdqn.DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,))
+    params = jaxdqn.make_q_network(config).init(jax.random.key(0), np.zeros((1, 4)))
+    path = export_policy(config, params, tmp_path / "policy.npz")
+    out = run_script("examples/numpy_policy_gymnasium.py", str(path), "--episodes", "2")
+    assert "CartPole-v1: 2 episodes" in out and "returns: mean" in out
