@@ -1,0 +1,155 @@
+"""How fast each preset learns: greedy return against env steps and against wall seconds.
+
+For each preset, all seeds train in one vmapped program, run in chunks (bit-identical to
+one whole run); after every chunk the greedy policy of every seed is evaluated on fresh
+episodes (evaluation time is excluded from the wall clock). Reported per preset: the
+mean and 95% bootstrap interval over seeds at every evaluation point, and the env steps
+and wall seconds (compile included and excluded) at the first point where *every* seed's
+greedy mean reaches the solve threshold. Writes a PNG (return vs env steps and vs wall
+seconds) and JSON per preset under ``benchmarks/results/``.
+
+    python benchmarks/learning.py                        # every preset, 16 seeds
+    python benchmarks/learning.py --env CartPole-v1 --seeds 8 --evals 10
+    python benchmarks/learning.py --smoke                # seconds; what CI runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from common import RESULTS, device_slug, write_results
+
+import jaxdqn
+from jaxdqn.plotting import mean_interval
+from jaxdqn.presets import SOLVED_RETURN
+
+
+def learning_curve(config, seeds: int, evals: int, eval_episodes: int, threshold: float | None):
+    """Trains ``seeds`` seeds of ``config`` in ``evals`` chunks with greedy evaluations."""
+    points = config.num_log_points()
+    if points % evals:
+        raise ValueError(f"--evals={evals} must divide the {points} log points of the run.")
+    keys = jax.random.split(jax.random.key(0), seeds)
+    trainer = jaxdqn.make_trainer(config)
+    start = time.perf_counter()
+    init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()
+    state = init(keys)
+    chunk = jax.jit(jax.vmap(lambda s: trainer.run(s, points // evals)), donate_argnums=0)
+    chunk = chunk.lower(state).compile()
+    evaluate = jax.jit(jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes)))
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    evaluate = evaluate.lower(state.params, eval_keys).compile()
+    compile_s = time.perf_counter() - start
+    steps, wall, returns = [], [], []
+    train_s = 0.0
+    for _ in range(evals):
+        start = time.perf_counter()
+        state, _ = chunk(state)
+        jax.block_until_ready(state)
+        train_s += time.perf_counter() - start
+        greedy = np.asarray(evaluate(state.params, eval_keys).mean(axis=1))
+        steps.append(int(np.asarray(state.env_steps)[0]))
+        wall.append(train_s)
+        returns.append(greedy.tolist())
+    returns = np.array(returns)  # [evals, seeds]
+    mean, low, high = mean_interval(returns.T)
+    solved_at = None
+    if threshold is not None:
+        every = np.flatnonzero((returns >= threshold).all(axis=1))
+        if every.size:
+            i = int(every[0])
+            solved_at = {
+                "env_steps": steps[i],
+                "wall_s_excluding_compile": wall[i],
+                "wall_s_including_compile": wall[i] + compile_s,
+                "wall_s_per_seed_including_compile": (wall[i] + compile_s) / seeds,
+            }
+    return {
+        "env_id": config.env_id,
+        "seeds": seeds,
+        "eval_episodes": eval_episodes,
+        "threshold": threshold,
+        "compile_s": compile_s,
+        "env_steps": steps,
+        "wall_s": wall,
+        "greedy_return_per_seed": returns.tolist(),
+        "mean": mean.tolist(),
+        "ci95_low": low.tolist(),
+        "ci95_high": high.tolist(),
+        "final_solved_seeds": None if threshold is None else int((returns[-1] >= threshold).sum()),
+        "every_seed_solved_at": solved_at,
+        "config": dataclasses.asdict(config),
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained", sharey=True)
+    for ax, x, label in (
+        (axes[0], np.array(result["env_steps"]), "env steps per seed"),
+        (axes[1], np.array(result["wall_s"]), "wall seconds (compile excluded, all seeds)"),
+    ):
+        ax.plot(x, result["mean"], marker="o", label=f"mean of {result['seeds']} seeds")
+        ax.fill_between(x, result["ci95_low"], result["ci95_high"], alpha=0.25, label="95% CI")
+        if result["threshold"] is not None:
+            ax.axhline(result["threshold"], color="k", ls="--", lw=1, label="solved")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"greedy return ({result['eval_episodes']} episodes per seed)")
+    axes[0].legend(fontsize="small")
+    figure.suptitle(f"{result['env_id']}: jaxdqn preset on {jax.devices()[0].device_kind}")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", nargs="+", default=["CartPole-v1", "Acrobot-v1"])
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--evals", type=int, default=20, help="evaluation points (chunks)")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument(
+        "--total-timesteps", type=int, default=None, help="env steps per seed (default: preset)"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    args = parser.parse_args()
+    out = RESULTS if args.out is None else Path(args.out)
+    for env_id in args.env:
+        config = jaxdqn.get_preset(env_id)
+        if args.total_timesteps:
+            config = dataclasses.replace(config, total_timesteps=args.total_timesteps)
+        if args.smoke:
+            args.seeds, args.evals, args.eval_episodes = 2, 2, 3
+            config = dataclasses.replace(
+                config, total_timesteps=2_000, learning_starts=1_000, buffer_size=2_000,
+                exploration_steps=1_000, log_interval=200,
+            )  # fmt: skip
+        result = learning_curve(
+            config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id)
+        )
+        print(f"{env_id}: {args.seeds} seeds, compile {result['compile_s']:.1f} s")
+        print(f"{'env steps':>10} {'wall s':>8} {'mean':>8} {'95% CI':>17}  solved seeds")
+        for i, step in enumerate(result["env_steps"]):
+            row = np.array(result["greedy_return_per_seed"][i])
+            solved = "-" if result["threshold"] is None else (row >= result["threshold"]).sum()
+            low, high = result["ci95_low"][i], result["ci95_high"][i]
+            print(f"{step:>10,} {result['wall_s'][i]:>8.1f} {result['mean'][i]:>8.1f} "
+                  f"[{low:>7.1f}, {high:>7.1f}]  {solved}")  # fmt: skip
+        print(f"every seed solved at: {result['every_seed_solved_at']}")
+        name = f"learning_{env_id}" + ("_smoke" if args.smoke else "")
+        write_results(name, result, out_dir=out)
+        plot(result, out / f"{name}_{device_slug()}.png")
+
+
+if __name__ == "__main__":
+    main()
