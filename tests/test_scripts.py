@@ -29,9 +29,11 @@ def run_script(*args: str) -> str:
 @pytest.mark.parametrize("script", ["throughput", "learning", "progress_overhead"])
 def test_benchmark_smoke(script, tmp_path):
     out = run_script(f"benchmarks/{script}.py", "--smoke", "--out", str(tmp_path))
-    (result,) = tmp_path.glob("*.json")
-    payload = json.loads(result.read_text())
-    assert payload["machine"]["jax"] == jax.__version__ and "device" in payload["machine"]
+    results = list(tmp_path.glob("*.json"))
+    assert results
+    for result in results:
+        payload = json.loads(result.read_text())
+        assert payload["machine"]["jax"] == jax.__version__ and "device" in payload["machine"]
     assert "wrote" in out
     if script == "learning":
         assert list(tmp_path.glob("*.png"))
@@ -40,7 +42,7 @@ def test_benchmark_smoke(script, tmp_path):
 def test_sweep_example_compiles_once():
     out = run_script(
         "examples/sweep.py", "--env", "ChainWalk-v0", "--seeds", "1",
-        "--total-timesteps", "2000", "--eval-episodes", "2",
+        "--total-timesteps", "20000", "--eval-episodes", "2",
     )  # fmt: skip
     assert "8 learning rates x 1 seeds = 8 runs" in out and "traced 1 time(s)" in out
 
