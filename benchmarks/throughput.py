@@ -14,11 +14,13 @@ time, so 100% means the fused loop costs no more than its parts. Times are media
 the state of one seed, and the compiled program's memory per seed.
 
 Rows: a grid (CartPole preset hyperparameters, ``--grid-steps`` env steps per seed, over
-``--num-envs`` x ``--seeds``), the **reference setup** (the most common published JAX DQN
-CartPole setup, 500k env steps) and the CartPole preset itself (200k env steps).
+``--num-envs`` x ``--seeds``, medians of ``--repeats``), the **reference setup** (the most
+common published JAX DQN CartPole setup, 500k env steps) and the CartPole preset itself
+(200k env steps), these long rows timed ``--long-repeats`` times.
 
     python benchmarks/throughput.py                    # CPU defaults (about 15 minutes)
-    python benchmarks/throughput.py --seeds 1 8 64 256 1024 --grid-steps 65536  # a GPU
+    python benchmarks/throughput.py --seeds 1 8 64 256 1024 --grid-steps 65536 \
+        --reference-seeds 1 64 1024 --long-repeats 3   # a GPU
     python benchmarks/throughput.py --smoke            # seconds; what CI runs
 """
 
@@ -265,17 +267,21 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 64, 512])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--grid-steps", type=int, default=8_192, help="env steps/seed, grid")
     parser.add_argument("--reference-seeds", type=int, nargs="*", default=[1, 8])
-    parser.add_argument("--preset-seeds", type=int, nargs="*", default=[1, 16])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset-seeds", type=int, nargs="*", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of grid rows")
+    parser.add_argument(
+        "--long-repeats", type=int, default=1, help="repeats of reference and preset rows"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
     reference, preset = REFERENCE_SETUP, jaxdqn.get_preset("CartPole-v1")
     if args.smoke:
         args.num_envs, args.seeds, args.grid_steps, args.repeats = [1, 8], [2], 512, 1
+        args.long_repeats = 1
         args.reference_seeds = args.preset_seeds = [2]
         small = {"total_timesteps": 2_000, "learning_starts": 1_000, "buffer_size": 2_000,
                  "exploration_steps": 1_000, "log_interval": None}  # fmt: skip
@@ -287,8 +293,9 @@ def main() -> None:
             rows.append(
                 measure("grid", grid_config(num_envs, args.grid_steps), seeds, args.repeats)
             )
-    rows += [measure("reference setup", reference, s, args.repeats) for s in args.reference_seeds]
-    rows += [measure("CartPole preset", preset, s, args.repeats) for s in args.preset_seeds]
+    long = args.long_repeats
+    rows += [measure("reference setup", reference, s, long) for s in args.reference_seeds]
+    rows += [measure("CartPole preset", preset, s, long) for s in args.preset_seeds]
     print(f"\ndevice {jax.devices()[0].device_kind}, jax {jax.__version__}, "
           f"medians of {args.repeats} repeats")  # fmt: skip
     print_table(
@@ -309,6 +316,7 @@ def main() -> None:
         {
             "settings": {
                 "grid_steps": args.grid_steps, "repeats": args.repeats,
+                "long_repeats": args.long_repeats,
                 "grid_base": dataclasses.asdict(grid_config(8, args.grid_steps)),
                 "reference_setup": dataclasses.asdict(reference),
                 "cartpole_preset": dataclasses.asdict(preset),

@@ -195,15 +195,29 @@ def train_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     first = start_steps // interval
     every = args.checkpoint_every
-    state = run_chunks(
-        run,
-        state,
-        config.num_log_points() - first,
-        on_rows,
-        pause_after=lambda chunk: bool(every) and (first + chunk + 1) % every == 0,
-        on_pause=on_pause,
-    )
-    writer.close()
+    try:
+        state = run_chunks(
+            run,
+            state,
+            config.num_log_points() - first,
+            on_rows,
+            pause_after=lambda chunk: bool(every) and (first + chunk + 1) % every == 0,
+            on_pause=on_pause,
+        )
+    except KeyboardInterrupt:
+        done = checkpoint_steps(checkpoints)
+        print(
+            f"\njaxdqn: interrupted; metrics so far are in {run_dir}. "
+            + (
+                f"Resume from {done[-1]:,} env steps with: jaxdqn train --resume {run_dir}"
+                if done
+                else "No checkpoint was written yet."
+            ),
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        writer.close()
     run_s = time.perf_counter() - start
 
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)

@@ -16,16 +16,18 @@ import jaxdqn
 from jaxdqn.train import METRIC_NAMES
 
 
-def leaves_equal(a, b) -> bool:
-    """Bit-for-bit equality of two pytrees (typed PRNG keys compared by their data)."""
+def tree_data(tree):
+    """Leaves as NumPy arrays (typed PRNG keys as their data)."""
 
     def data(x):
         return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
 
-    return all(
-        np.array_equal(data(x), data(y))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
+    return [np.asarray(data(x)) for x in jax.tree.leaves(tree)]
+
+
+def leaves_equal(a, b) -> bool:
+    """Bit-for-bit equality of two pytrees (typed PRNG keys compared by their data)."""
+    return all(np.array_equal(x, y) for x, y in zip(tree_data(a), tree_data(b), strict=True))
 
 
 def test_smoke_two_seeds_finite_and_different(tiny_chain_run):
@@ -64,15 +66,6 @@ def test_compiles_once_for_new_keys_and_is_deterministic(tiny_chain_run):
     assert TRACE_COUNTS[TINY_CHAIN, False] == 1
     assert leaves_equal(first, again)  # bit for bit, buffer and env states included
     assert not leaves_equal(first.params, other.params)
-
-
-def tree_data(tree):
-    """Leaves as NumPy arrays (typed PRNG keys as their data)."""
-
-    def data(x):
-        return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-
-    return [np.asarray(data(x)) for x in jax.tree.leaves(tree)]
 
 
 def assert_bit_identical(a, b):
