@@ -22,22 +22,15 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    """The device, library versions and host of this run."""
-    import jaxlib
-
-    import jaxdqn
+    """The device and library versions (as ``jaxdqn train`` records them), plus the host."""
+    from jaxdqn.cli import versions
 
     device = jax.devices()[0]
     return {
-        "device": f"{device.platform}: {device.device_kind}",
+        **versions(),
         "platform": device.platform,
-        "device_count": jax.device_count(),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "jaxdqn": jaxdqn.__version__,
-        "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

@@ -33,6 +33,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxdqn.state import is_prng_key
+
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d+)$")
 
@@ -43,10 +45,6 @@ class CheckpointError(ValueError):
 
 def _leaf_records(tree: Any) -> list[tuple[str, Any]]:
     return [(jax.tree_util.keystr(path), leaf) for path, leaf in jax.tree.leaves_with_path(tree)]
-
-
-def _is_key(x: Any) -> bool:
-    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _sha256(path: Path) -> str:
@@ -120,7 +118,7 @@ def save_checkpoint(
     arrays, leaves = {}, []
     for i, (path, leaf) in enumerate(_leaf_records(state)):
         record = {"path": path}
-        if _is_key(leaf):
+        if is_prng_key(leaf):
             record["key_impl"] = str(jax.random.key_impl(leaf))
             leaf = jax.random.key_data(leaf)
         value = np.asarray(jax.device_get(leaf))
@@ -217,13 +215,13 @@ def restore_checkpoint(
     with np.load(state_file, allow_pickle=False) as arrays:
         for i, ((leaf_path, want), record) in enumerate(zip(records, meta["leaves"], strict=True)):
             value = arrays[f"leaf_{i:05d}"]
-            spec = jax.eval_shape(jax.random.key_data, want) if _is_key(want) else want
+            spec = jax.eval_shape(jax.random.key_data, want) if is_prng_key(want) else want
             if value.shape != tuple(spec.shape) or value.dtype != np.dtype(spec.dtype):
                 raise CheckpointError(
                     f"checkpoint {path}: leaf {leaf_path} is {value.dtype}{list(value.shape)}, "
                     f"the run expects {np.dtype(spec.dtype)}{list(spec.shape)}."
                 )
-            if _is_key(want):
+            if is_prng_key(want):
                 value = jax.random.wrap_key_data(value, impl=record["key_impl"])
             leaves.append(value)
     return jax.tree.unflatten(jax.tree.structure(template), leaves), meta

@@ -113,11 +113,13 @@ def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
     return config, seeds
 
 
-def load_params(run_dir: str | Path, template: Any) -> Any:
-    """The final params of every seed (``params.npz``) in the structure of ``template``."""
+def load_params(run_dir: str | Path, config: DQNConfig, seeds: list[int]) -> Any:
+    """The final params of every seed of a run (``params.npz``), leaves ``[seeds, ...]``."""
     path = Path(run_dir) / "params.npz"
     if not path.is_file():
         raise ValueError(f"{path} is missing: the run has not finished (resume it first).")
+    keys = jax.vmap(jax.random.key)(np.asarray(seeds))
+    template = jax.eval_shape(jax.vmap(make_trainer(config).init), keys).params
     with np.load(path) as arrays:
         leaves = [arrays[jax.tree_util.keystr(p)] for p, _ in jax.tree.leaves_with_path(template)]
     return jax.tree.unflatten(jax.tree.structure(template), leaves)
@@ -284,8 +286,7 @@ def eval_command(args: argparse.Namespace) -> int:
     try:
         config, seeds = load_run(args.run_dir)
         keys = jax.vmap(jax.random.key)(np.asarray(seeds))
-        template = jax.eval_shape(jax.vmap(make_trainer(config).init), keys).params
-        params = load_params(args.run_dir, template)
+        params = load_params(args.run_dir, config, seeds)
     except ValueError as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
@@ -326,10 +327,8 @@ def export_command(args: argparse.Namespace) -> int:
         config, seeds = load_run(args.run_dir)
         if args.seed not in seeds:
             raise ValueError(f"--seed={args.seed} is invalid: the run trained seeds {seeds}.")
-        keys = jax.vmap(jax.random.key)(np.asarray(seeds))
-        template = jax.eval_shape(jax.vmap(make_trainer(config).init), keys).params
         params = jax.tree.map(
-            lambda x: x[seeds.index(args.seed)], load_params(args.run_dir, template)
+            lambda x: x[seeds.index(args.seed)], load_params(args.run_dir, config, seeds)
         )
         out = Path(args.out) if args.out else Path(args.run_dir) / f"policy_seed{args.seed}.npz"
         export_policy(config, params, out, seed=args.seed)

@@ -8,6 +8,7 @@ import os
 import jax
 import numpy as np
 
+from jaxdqn.state import is_prng_key
 from jaxdqn.train import make_trainer
 
 
@@ -31,7 +32,7 @@ def transition_bytes(config) -> int:
 
 
 def _key_as_data(x):
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    if is_prng_key(x):
         return jax.eval_shape(jax.random.key_data, x)
     return x
 

@@ -61,3 +61,8 @@ class TrainState(NamedTuple):
     episodes: jax.Array  # shape=(), int32: episodes completed, summed over envs
     hparams: Any  # jaxdqn.Hyperparams: the traced hyperparameters this run reads
     priorities: Any  # jaxdqn.prioritized.SumTreeState with prioritized replay, else None
+
+
+def is_prng_key(x: Any) -> bool:
+    """Whether an array (or ``jax.ShapeDtypeStruct``) holds typed PRNG keys."""
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
