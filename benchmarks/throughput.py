@@ -10,8 +10,9 @@ process, times the same work's parts alone, each vmapped over the same seeds:
 Their summed time is the bound a fused loop can approach (it leaves out acting with the
 Q-network and the metric sums); ``full/bound`` is the bound's time over the full run's
 time, so 100% means the fused loop costs no more than its parts. Times are medians over
-``--repeats``, compile excluded and reported apart. Memory: bytes per stored transition,
-the state of one seed, and the compiled program's memory per seed.
+``--repeats``, compile excluded and reported apart. Memory: bytes per stored transition
+(beside the common layout's, obs and next_obs in float32), the state of one seed, and the
+compiled program's memory per seed.
 
 Rows: a grid (CartPole preset hyperparameters, ``--grid-steps`` env steps per seed, over
 ``--num-envs`` x ``--seeds``, medians of ``--repeats``), the **reference setup** (the most
@@ -37,12 +38,11 @@ import jax.numpy as jnp
 from common import median, print_table, timed, write_results
 
 import jaxdqn
-from jaxdqn.buffer import make_replay_buffer
-from jaxdqn.envs import env_spec, make_env
+from jaxdqn.envs import env_spec, make_env, max_episode_steps
 from jaxdqn.learner import make_gradient_step, make_optimizer
-from jaxdqn.memory import check_memory, state_bytes, transition_bytes
+from jaxdqn.memory import check_memory, pairs_f32_transition_bytes, state_bytes, transition_bytes
 from jaxdqn.networks import make_q_network
-from jaxdqn.nstep import n_step_batch
+from jaxdqn.replay import make_replay, n_step_batch
 from jaxdqn.state import Batch, Transition
 
 # CleanRL's dqn_jax.py CartPole-v1 defaults (also PureJaxRL's): the setup most JAX DQN
@@ -117,8 +117,9 @@ def rollout_part(config):
 
 
 def replay_part(config):
-    """The run's buffer adds (every env step) and samples (every update), for one seed."""
-    buffer = make_replay_buffer(config.buffer_size)
+    """The run's replay adds (every env step) and samples (every update), for one seed."""
+    _, env_params = make_env(config.env_id)
+    replay = make_replay(config.buffer_size, config.num_envs, max_episode_steps(env_params))
     obs_shape, obs_dtype, _ = env_spec(config.env_id)
     n, warmup = config.num_envs, config.learning_starts // config.cycle_env_steps()
 
@@ -134,15 +135,16 @@ def replay_part(config):
 
         def add(carry, t):
             state, total = carry
-            step_rows = rows._replace(obs=rows.obs + t.astype(obs_dtype))
-            return (buffer.add(state, step_rows), total), None
+            # Time-limit truncations at CartPole's rate: one per env in 500 steps.
+            step_rows = rows._replace(
+                obs=rows.obs + t.astype(obs_dtype), truncated=jnp.full(n, t % 500 == 499)
+            )
+            return (replay.add(state, step_rows), total), None
 
         def sample(carry, key):
             state, total = carry
-            slots = buffer.sample_slots(state, key, config.batch_size)
-            batch = n_step_batch(
-                state, slots, n=config.n_step, gamma=config.gamma, stride=config.num_envs
-            )
+            slots = replay.sample_slots(state, key, config.batch_size)
+            batch = n_step_batch(state, slots, n=config.n_step, gamma=config.gamma)
             total += sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(batch))
             return (state, total), None
 
@@ -155,8 +157,7 @@ def replay_part(config):
                 carry, _ = jax.lax.scan(sample, carry, keys)
             return carry, None
 
-        example = jax.tree.map(lambda x: x[0], rows)
-        carry = (buffer.init(example), jnp.float32(0.0))
+        carry = (replay.init(rows.obs[0]), jnp.float32(0.0))
         cycles = jnp.arange(config.num_cycles())
         keys = jax.random.split(key, config.num_cycles())
         carry, _ = jax.lax.scan(
@@ -250,6 +251,7 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
         "bound_s": bound,
         "full_over_bound_pct": 100 * bound / med["full"],
         "bytes_per_transition": transition_bytes(config),
+        "pairs_f32_bytes_per_transition": pairs_f32_transition_bytes(config),
         "state_mib_per_seed": state_bytes(config) / 2**20,
         "program_mib_per_seed": None if program_bytes is None else program_bytes / seeds / 2**20,
         "device_peak_mib": None if peak is None else peak / 2**20,
@@ -307,7 +309,8 @@ def main() -> None:
             ("updates_per_s", "updates/s", ",.0f"), ("rollout_s", "rollout s", ".2f"),
             ("replay_s", "replay s", ".2f"), ("updates_s", "updates s", ".2f"),
             ("full_over_bound_pct", "bound/full %", ".0f"),
-            ("bytes_per_transition", "B/transition", "d"),
+            ("bytes_per_transition", "B/transition", ".1f"),
+            ("pairs_f32_bytes_per_transition", "obs+next f32 B", "d"),
             ("program_mib_per_seed", "MiB/seed", ".1f"),
         ],
     )  # fmt: skip

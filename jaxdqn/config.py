@@ -70,7 +70,7 @@ class DQNConfig:
       n_step: steps summed before bootstrapping: ``r_t + … + γ^{n-1} r_{t+n-1} +
         γ^n max Q``, cut at a terminated step (no bootstrap) and at a truncated one
         (bootstrap from its true final observation with γ to the steps summed). Built at
-        sample time from the buffer's rows (``jaxdqn.nstep``); 1 is plain DQN.
+        sample time from the replay rows (``jaxdqn.replay``); 1 is plain DQN.
       prioritized: proportional prioritized replay (Schaul et al. 2016): rows are drawn
         with probability proportional to ``|δ|^priority_alpha + priority_eps`` (new rows
         at the largest priority so far) and the loss is weighted by importance weights

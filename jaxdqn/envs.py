@@ -188,6 +188,13 @@ def make_env(env_id: str) -> tuple[environment.Environment, environment.EnvParam
     return _build(env_id)
 
 
+def max_episode_steps(env_params: environment.EnvParams) -> int | None:
+    """The time limit of an env (gymnax ``max_steps_in_episode``): an episode is truncated
+    after that many steps. ``None`` when the params name none."""
+    limit = getattr(env_params, "max_steps_in_episode", None)
+    return None if limit is None else int(limit)
+
+
 class BoolObservations(GymnaxWrapper):
     """MinAtar's observations in their native dtype, bool (gymnax casts them to float32).
 

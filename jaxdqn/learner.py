@@ -12,14 +12,13 @@ import jax.numpy as jnp
 import optax
 
 from jaxdqn import losses
-from jaxdqn.buffer import ReplayBuffer
-from jaxdqn.nstep import n_step_batch
 from jaxdqn.prioritized import (
     importance_weights,
     priorities_from_td,
     sum_tree_sample,
     sum_tree_set,
 )
+from jaxdqn.replay import Replay, n_step_batch
 from jaxdqn.state import Batch, TrainState
 
 
@@ -160,12 +159,12 @@ def make_gradient_step(
 def make_update_step(
     config,
     q_network: nn.Module,
-    buffer: ReplayBuffer,
+    replay: Replay,
     optimizer: optax.GradientTransformation,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """One DQN update of the run: draw rows from the replay buffer (uniformly, or by
     priority with ``config.prioritized``), build their ``config.n_step``-step targets
-    (:func:`jaxdqn.nstep.n_step_batch`), then :func:`make_gradient_step`; with
+    (:func:`jaxdqn.replay.n_step_batch`), then :func:`make_gradient_step`; with
     prioritized replay, the drawn rows' priorities become ``|δ|^α + ε``.
 
     Returns:
@@ -177,14 +176,12 @@ def make_update_step(
         if config.prioritized:
             slots, probabilities = sum_tree_sample(state.priorities, key, config.batch_size)
         else:
-            slots = buffer.sample_slots(state.buffer, key, config.batch_size)
-        batch = n_step_batch(
-            state.buffer, slots, n=config.n_step, gamma=state.hparams.gamma, stride=config.num_envs
-        )
+            slots = replay.sample_slots(state.buffer, key, config.batch_size)
+        batch = n_step_batch(state.buffer, slots, n=config.n_step, gamma=state.hparams.gamma)
         if config.prioritized:
             progress = jnp.minimum(state.updates / config.total_updates(), 1.0)
             beta = config.priority_beta + (1.0 - config.priority_beta) * progress
-            weights = importance_weights(probabilities, state.buffer.size, beta)
+            weights = importance_weights(probabilities, state.buffer.rows.size, beta)
             batch = batch._replace(weight=weights)
         state, stats, td = gradient_step(state, batch)
         if config.prioritized:

@@ -25,10 +25,29 @@ def state_bytes(config) -> int:
     return _nbytes(jax.tree.map(_key_as_data, shapes))
 
 
-def transition_bytes(config) -> int:
-    """Bytes one stored transition takes in the replay buffer (one row of every field)."""
-    shapes = jax.eval_shape(make_trainer(config).init, jax.random.key(0)).buffer.data
-    return _nbytes(shapes) // config.buffer_size
+def transition_bytes(config) -> float:
+    """Bytes the replay memory takes per stored transition: one row (observation in its
+    native dtype, action, reward, end flags) plus its share of the final observations of
+    truncated steps and of the newest next observations (:mod:`jaxdqn.replay`)."""
+    return _nbytes(_replay_shapes(config)) / config.buffer_size
+
+
+def row_bytes(config) -> int:
+    """Bytes of one observation in its native dtype plus the scalar fields of a transition:
+    the least any layout that keeps every transition can take per transition."""
+    return _nbytes(_replay_shapes(config).rows.data) // config.buffer_size
+
+
+def pairs_f32_transition_bytes(config) -> int:
+    """Bytes per transition of the common layout that stores ``obs`` and ``next_obs`` as
+    float32 beside the same scalar fields, for comparison with :func:`transition_bytes`."""
+    data = _replay_shapes(config).rows.data
+    obs_elements = math.prod(data.obs.shape[1:])
+    return row_bytes(config) - _nbytes(data.obs) // config.buffer_size + 2 * 4 * obs_elements
+
+
+def _replay_shapes(config):
+    return jax.eval_shape(make_trainer(config).init, jax.random.key(0)).buffer
 
 
 def _key_as_data(x):
@@ -80,7 +99,7 @@ def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> in
             f"{num_seeds} seeds x {per_seed / 2**20:,.1f} MiB of state per seed need "
             f"{needed / 2**30:,.2f} GiB, more than 90% of the {available / 2**30:,.2f} GiB "
             f"free on {(device or jax.devices()[0]).device_kind}. The replay buffer takes "
-            f"{config.buffer_size:,} x {per_row} bytes per seed: lower buffer_size or the "
+            f"{config.buffer_size:,} x {per_row:,.1f} bytes per seed: lower buffer_size or the "
             f"seed count (at most {int(0.9 * available // per_seed):,} seeds fit)."
         )
     return needed

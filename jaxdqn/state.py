@@ -13,7 +13,7 @@ import jax
 
 
 class Transition(NamedTuple):
-    """One environment step, as stored in and sampled from the replay buffer.
+    """One environment step, as the trainer hands it to the replay memory.
 
     Leading batch axes ``[...]`` are whatever the caller uses (``[num_envs]`` on add,
     ``[batch_size]`` on sample).
@@ -32,7 +32,7 @@ class Batch(NamedTuple):
     """What a gradient update learns from: ``target = reward + discount * V(next_obs)``.
 
     For 1-step returns ``reward`` is the transition's reward and ``discount`` is
-    ``gamma * (1 - terminated)``; for n-step returns see :func:`jaxdqn.nstep.n_step_batch`.
+    ``gamma * (1 - terminated)``; for n-step returns see :func:`jaxdqn.replay.n_step_batch`.
     Leaves ``[B, ...]``.
     """
 
@@ -50,7 +50,7 @@ class TrainState(NamedTuple):
     params: Any  # online Q-network parameters (flax variables pytree)
     target_params: Any  # target Q-network parameters, same structure as params
     opt_state: Any  # optax optimizer state
-    buffer: Any  # replay buffer state (jaxdqn.buffer.ReplayBufferState)
+    buffer: Any  # replay memory (jaxdqn.replay.ReplayState)
     env_state: Any  # gymnax env states, leaves [num_envs, ...]
     obs: jax.Array  # [num_envs, *obs_shape]: observations the next actions are taken in
     episode_return: jax.Array  # [num_envs], float32: return of each env's running episode

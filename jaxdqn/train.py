@@ -7,8 +7,8 @@ The loop is three nested ``lax.scan``s and contains no Python per step:
   more than ``learning_starts`` env steps are stored, by ``config.updates_per_cycle()``
   gradient updates, so every schedule is met exactly whatever ``num_envs`` is;
 * an *env step* acts (ε-greedy or Boltzmann on the online net), steps ``num_envs``
-  gymnax envs (vmapped, automatic reset), and stores the transitions with the true
-  final observation of ended episodes as ``next_obs``.
+  gymnax envs (vmapped, automatic reset), and stores the transitions in the replay
+  memory (:mod:`jaxdqn.replay`), with the true final observation of truncated episodes.
 
 The learning-start gate is a ``lax.cond`` on the env-step counter. ``run(state, n)`` carries
 the whole state from call to call, so the host can log, checkpoint and resume between
@@ -24,13 +24,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxdqn.buffer import make_replay_buffer
-from jaxdqn.envs import make_env
+from jaxdqn.envs import make_env, max_episode_steps
 from jaxdqn.exploration import exploration_value, select_action
 from jaxdqn.hyperparams import Hyperparams, hyperparams
 from jaxdqn.learner import make_optimizer, make_update_step
 from jaxdqn.networks import make_q_network
 from jaxdqn.prioritized import sum_tree_init, sum_tree_set
+from jaxdqn.replay import make_replay
 from jaxdqn.state import TrainState, Transition
 
 Metrics = dict[str, jax.Array]
@@ -105,10 +105,10 @@ def make_trainer(config) -> Trainer:
     """
     env, env_params = make_env(config.env_id)
     q_network = make_q_network(config)
-    buffer = make_replay_buffer(config.buffer_size)
-    optimizer = make_optimizer(config)
-    update = make_update_step(config, q_network, buffer, optimizer)
     num_envs = config.num_envs
+    replay = make_replay(config.buffer_size, num_envs, max_episode_steps(env_params))
+    optimizer = make_optimizer(config)
+    update = make_update_step(config, q_network, replay, optimizer)
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     act = jax.vmap(partial(select_action, config))
@@ -117,19 +117,11 @@ def make_trainer(config) -> Trainer:
         key, key_params, key_reset = jax.random.split(key, 3)
         obs, env_state = reset_envs(jax.random.split(key_reset, num_envs), env_params)
         params = q_network.init(key_params, obs)
-        example = Transition(
-            obs=obs[0],
-            action=jnp.int32(0),
-            reward=jnp.float32(0.0),
-            terminated=jnp.bool_(False),
-            truncated=jnp.bool_(False),
-            next_obs=obs[0],
-        )
         state = TrainState(
             params=params,
             target_params=params,
             opt_state=optimizer.init(params),
-            buffer=buffer.init(example),
+            buffer=replay.init(obs[0]),
             env_state=env_state,
             obs=obs,
             episode_return=jnp.zeros(num_envs, jnp.float32),
@@ -181,11 +173,11 @@ def make_trainer(config) -> Trainer:
             exploration=jnp.mean(value),
         )
         if config.prioritized:  # new transitions enter at the largest priority so far
-            slots = (state.buffer.position + jnp.arange(num_envs)) % config.buffer_size
+            slots = (state.buffer.rows.position + jnp.arange(num_envs)) % config.buffer_size
             new = jnp.full(num_envs, state.priorities.max_priority)
             state = state._replace(priorities=sum_tree_set(state.priorities, slots, new))
         state = state._replace(
-            buffer=buffer.add(state.buffer, transition),
+            buffer=replay.add(state.buffer, transition),
             env_state=env_state,
             obs=obs,
             episode_return=jnp.where(done, 0.0, episode_return),

@@ -95,7 +95,7 @@ def test_restore_round_trips_every_leaf_including_keys(first_part):
     )
     assert_bit_identical(restored, state)
     assert jax.dtypes.issubdtype(restored.key.dtype, jax.dtypes.prng_key)
-    assert int(restored.buffer.position[0]) == int(state.buffer.position[0]) == step
+    assert int(restored.buffer.rows.position[0]) == int(state.buffer.rows.position[0]) == step
     assert meta["config"] == json.loads(json.dumps(dataclasses.asdict(TINY_CHAIN)))
 
 

@@ -105,7 +105,7 @@ def test_prioritized_training_keeps_a_consistent_tree():
     tree = np.asarray(state.priorities.tree, np.float64)
     leaves = len(tree) // 2
     stored = tree[leaves : leaves + config.buffer_size]
-    assert int(state.buffer.size) == config.buffer_size  # wrapped: 1,600 rows into 1,000
+    assert int(state.buffer.rows.size) == config.buffer_size  # wrapped: 1,600 rows into 1,000
     assert np.all(stored > 0) and np.all(tree[leaves + config.buffer_size :] == 0)
     check_tree(state.priorities, stored)
     # Updated rows carry |δ|^α + ε; rows never drawn since they were added keep the max.

@@ -10,9 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_CHAIN, TRACE_COUNTS, jitted_train
+from gymnax.environments.classic_control.cartpole import EnvState
 from test_envs import seed_step
 
 import jaxdqn
+from jaxdqn.replay import n_step_batch
 from jaxdqn.train import METRIC_NAMES
 
 
@@ -53,7 +55,9 @@ def test_vmap_over_seeds_matches_single_runs(tiny_chain_run):
             jax.tree.leaves(state_i.params), jax.tree.leaves(states.params), strict=True
         ):
             np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(state_i.buffer.data.action, states.buffer.data.action[i])
+        np.testing.assert_array_equal(
+            state_i.buffer.rows.data.action, states.buffer.rows.data.action[i]
+        )
         for name in METRIC_NAMES:
             np.testing.assert_allclose(metrics_i[name], metrics[name][i], rtol=1e-5, atol=1e-6)
 
@@ -98,22 +102,31 @@ def test_each_key_draws_its_own_initial_params():
     a, b = init(jax.random.key(1)), init(jax.random.key(2))
     assert not leaves_equal(a.params, b.params)
     assert leaves_equal(a.params, a.target_params)
-    assert int(a.env_steps) == int(a.buffer.size) == 0
+    assert int(a.env_steps) == int(a.buffer.rows.size) == 0
+
+
+def stored_one_step_batch(state, stored: int):
+    """The 1-step Batch of rows 0..stored-1 of one seed's replay memory."""
+    slots = jnp.arange(stored, dtype=jnp.int32)
+    return jax.tree.map(np.asarray, n_step_batch(state.buffer, slots, n=1, gamma=0.99))
 
 
 def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
-    """ChainWalk never terminates and truncates every 20 steps: every stored next_obs must
-    be the chain's own successor of (obs, action), also on the truncation step, and the
-    next row of that env must start again at 0."""
+    """ChainWalk never terminates and truncates every 20 steps: every transition's
+    next_obs must be the chain's own successor of (obs, action), also on the truncation
+    step (not the reset), with the bootstrap kept, and the next row of that env must start
+    again at 0."""
     _, states, _ = tiny_chain_run
     num_envs = TINY_CHAIN.num_envs
     stored = TINY_CHAIN.total_timesteps
-    assert int(states.buffer.size[0]) == stored  # nothing overwritten, written in order
-    data = jax.tree.map(lambda x: np.asarray(x[0, :stored]), states.buffer.data)  # seed 0
-    obs = data.obs[:, 0].reshape(-1, num_envs)  # [time, env]
-    next_obs = data.next_obs[:, 0].reshape(-1, num_envs)
-    actions = data.action.reshape(-1, num_envs)
-    rewards = data.reward.reshape(-1, num_envs)
+    seed0 = jax.tree.map(lambda x: x[0], states)
+    assert int(seed0.buffer.rows.size) == stored  # nothing overwritten, written in order
+    batch = stored_one_step_batch(seed0, stored)
+    data = jax.tree.map(lambda x: np.asarray(x[:stored]), seed0.buffer.rows.data)
+    obs = batch.obs[:, 0].reshape(-1, num_envs)  # [time, env]
+    next_obs = batch.next_obs[:, 0].reshape(-1, num_envs)
+    actions = batch.action.reshape(-1, num_envs)
+    rewards = batch.reward.reshape(-1, num_envs)
     assert not data.terminated.any()  # truncation is never stored as termination
     for t in range(obs.shape[0]):
         for e in range(num_envs):
@@ -121,15 +134,16 @@ def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
             assert next_obs[t, e] == expected_next
             assert rewards[t, e] == pytest.approx(expected_reward)
     truncation_rows = np.arange(19, obs.shape[0] - 1, 20)
-    assert np.all(obs[truncation_rows + 1] == 0)  # the reset is not stored as next_obs
+    assert data.truncated.reshape(-1, num_envs)[truncation_rows].all()
+    assert np.all(obs[truncation_rows + 1] == 0)  # the reset is not used as next_obs
     assert np.any(next_obs[truncation_rows] != 0)
-    discount = jaxdqn.losses.discount_from_terminated(TINY_CHAIN.gamma, data.terminated)
-    np.testing.assert_allclose(discount, TINY_CHAIN.gamma)
+    np.testing.assert_allclose(batch.discount, 0.99)  # every step bootstraps
 
 
-def test_termination_stores_terminal_obs_not_reset():
-    """CartPole under a random policy: terminated rows hold the fallen pole as next_obs,
-    and only terminal states are marked terminated."""
+def test_termination_is_stored_for_terminal_states_only():
+    """CartPole under a random policy: a row is terminated exactly when CartPole's own
+    dynamics (gymnax step_env) take its (obs, action) out of bounds, the env's next row
+    is a fresh reset, and every other transition's next_obs is that successor."""
     config = dataclasses.replace(
         TINY_CHAIN,
         env_id="CartPole-v1",
@@ -141,15 +155,27 @@ def test_termination_stores_terminal_obs_not_reset():
         buffer_size=800,
     )
     state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(3))
-    data = jax.tree.map(np.asarray, state.buffer.data)
-    terminated = data.terminated
+    batch = stored_one_step_batch(state, config.buffer_size)
+    terminated = np.asarray(state.buffer.rows.data.terminated)
     assert terminated.sum() > 10
-    x, theta = data.next_obs[:, 0], data.next_obs[:, 2]
+    env, env_params = jaxdqn.make_env("CartPole-v1")
+
+    def successor(obs, action):
+        x, x_dot, theta, theta_dot = obs
+        env_state = EnvState(x=x, x_dot=x_dot, theta=theta, theta_dot=theta_dot, time=0)
+        next_obs, *_ = env.step_env(jax.random.key(0), env_state, action, env_params)
+        return next_obs
+
+    expected = np.asarray(jax.vmap(successor)(batch.obs, batch.action))
+    x, theta = expected[:, 0], expected[:, 2]
     out_of_bounds = (np.abs(x) > 2.4) | (np.abs(theta) > 12 * 2 * np.pi / 360)
     np.testing.assert_array_equal(terminated, out_of_bounds)
+    alive = ~terminated
+    np.testing.assert_allclose(batch.next_obs[alive], expected[alive], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(batch.discount, np.where(terminated, 0.0, config.gamma), rtol=1e-6)
     rows = np.flatnonzero(terminated)
     rows = rows[rows + config.num_envs < len(terminated)]
-    assert np.all(np.abs(data.obs[rows + config.num_envs]) <= 0.05)  # fresh reset after
+    assert np.all(np.abs(batch.obs[rows + config.num_envs]) <= 0.05)  # fresh reset after
 
 
 @pytest.mark.parametrize("num_envs", [1, 3, 8])
@@ -183,7 +209,7 @@ def test_episode_statistics_count_completed_episodes_only(tiny_chain_run):
     _, states, metrics = tiny_chain_run
     num_envs, interval = TINY_CHAIN.num_envs, TINY_CHAIN.resolved_log_interval()
     stored = TINY_CHAIN.total_timesteps
-    rewards = np.asarray(states.buffer.data.reward[0, :stored]).reshape(-1, num_envs)
+    rewards = np.asarray(states.buffer.rows.data.reward[0, :stored]).reshape(-1, num_envs)
     episode_returns = rewards.reshape(-1, 20, num_envs).sum(axis=1)  # [episode, env]
     steps_per_window = interval // num_envs
     for k in range(TINY_CHAIN.num_log_points()):

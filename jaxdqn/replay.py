@@ -1,0 +1,249 @@
+"""The trainer's replay memory: each observation stored once, n-step targets built at sample time.
+
+A vectorised step of ``E = num_envs`` envs writes ``E`` consecutive rows to a circular
+buffer of ``capacity`` rows (:func:`jaxdqn.make_replay_buffer`). A row holds the
+observation the action was taken in, the action, the reward and the two end flags; it does
+**not** hold the next observation, because that is the next row of the same env, ``E``
+rows later. Only three cases need more, and they are kept beside the rows:
+
+* a **truncated** step bootstraps from the true final observation, while the next row
+  holds the reset's first observation. Final observations of truncated steps go to a small
+  ring, each tagged with the global number of its row and found by binary search. An env
+  truncates at most once every ``max_episode_steps`` steps, which bounds how many of them
+  the buffer can hold (:func:`final_obs_capacity`), so the ring never drops one still needed;
+* the **newest** row of each env has no next row yet: its next observation is kept in
+  ``next_obs`` (``[E, ...]``), replaced on every add;
+* a **terminated** step needs no next observation: its bootstrap is weighted by 0.
+
+So a stored transition takes one observation in its native dtype plus the scalar fields
+(CartPole: 26 bytes instead of 42 for obs and next_obs in float32; Breakout-MinAtar: 410
+instead of 3,210), plus the ring's share: 0.2% for CartPole, 0.1% for MinAtar, 3% for
+ChainWalk's 20-step episodes (:func:`jaxdqn.memory.transition_bytes`).
+
+n-step targets (``jaxdqn.DQNConfig.n_step``) are assembled from the same rows:
+``reward = r_t + γ r_{t+1} + … + γ^{m-1} r_{t+m-1}`` and ``discount = γ^m (1 - terminated)``
+with the next observation of step ``t+m-1``, where ``m <= n`` stops early after a
+terminated step (no bootstrap), after a truncated step (bootstrap from its final
+observation with ``γ^m``) and at an env's newest row (its later steps are not written yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxdqn.buffer import ReplayBufferState, make_replay_buffer
+from jaxdqn.state import Batch, Transition
+
+
+class StoredStep(NamedTuple):
+    """One row of the replay memory: a :class:`jaxdqn.Transition` without ``next_obs``."""
+
+    obs: jax.Array  # [..., *obs_shape], env dtype
+    action: jax.Array  # [...], int32
+    reward: jax.Array  # [...], float32
+    terminated: jax.Array  # [...], bool
+    truncated: jax.Array  # [...], bool
+
+
+class ReplayState(NamedTuple):
+    """Rows, the newest next observations and the ring of final observations (one seed)."""
+
+    rows: ReplayBufferState  # data: StoredStep with leaves [capacity, ...]
+    next_obs: jax.Array  # [num_envs, *obs_shape]: next observation of each env's newest row
+    final_obs: jax.Array  # [F, *obs_shape]: final observations of truncated steps (a ring)
+    final_row: jax.Array  # [F] int32: global number of the row each belongs to; -1 if none
+    final_count: jax.Array  # [] int32: final observations ever stored
+    rows_added: jax.Array  # [] int32: rows ever written (global number of the next row)
+
+
+class Replay(NamedTuple):
+    """Pure functions over a :class:`ReplayState`.
+
+    Attributes:
+      init: ``init(example_obs) -> state``; ``example_obs`` is one observation (no batch
+        axis); its shape and dtype are kept.
+      add: ``add(state, transition) -> state`` for one vectorised step: a
+        :class:`jaxdqn.Transition` with leaves ``[num_envs, ...]`` whose ``next_obs`` is
+        the true next observation (the final one where an episode ended).
+      sample_slots: ``sample_slots(state, key, batch_size) -> int32 [batch_size]``, drawn
+        uniformly with replacement among written rows.
+      capacity: rows kept.
+      final_capacity: size of the ring of final observations.
+    """
+
+    init: Callable[[jax.Array], ReplayState]
+    add: Callable[[ReplayState, Transition], ReplayState]
+    sample_slots: Callable[[ReplayState, jax.Array, int], jax.Array]
+    capacity: int
+    final_capacity: int
+
+
+def final_obs_capacity(capacity: int, num_envs: int, max_episode_steps: int | None) -> int:
+    """How many final observations of truncated steps the rows can refer to at once.
+
+    An env's rows span at most ``L = ceil(capacity / num_envs)`` consecutive steps, and it
+    truncates at most once every ``max_episode_steps`` steps, so at most ``ceil(L /
+    max_episode_steps)`` of its stored rows are truncated. Without a known time limit
+    (``None``) every row may be one.
+    """
+    steps_per_env = -(-capacity // num_envs)
+    if max_episode_steps is None:
+        return num_envs * steps_per_env
+    return num_envs * -(-steps_per_env // max(1, int(max_episode_steps)))
+
+
+def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> Replay:
+    """Builds the replay memory of a run with ``num_envs`` envs stepped in lockstep.
+
+    Args:
+      capacity: rows (transitions) kept, at least ``num_envs``; the newest survive.
+      num_envs: rows written per :attr:`Replay.add`.
+      max_episode_steps: the envs' time limit (gymnax ``max_steps_in_episode``): no env may
+        truncate twice within fewer steps. ``None`` sizes the ring for the worst case.
+
+    Returns:
+      A :class:`Replay`.
+
+    Raises:
+      ValueError: if ``capacity < num_envs``.
+    """
+    if capacity < num_envs:
+        raise ValueError(
+            f"capacity={capacity} is invalid: must be >= num_envs={num_envs} "
+            "(each add writes num_envs rows)."
+        )
+    rows = make_replay_buffer(capacity)
+    ring = final_obs_capacity(capacity, num_envs, max_episode_steps)
+    env_ids = jnp.arange(num_envs, dtype=jnp.int32)
+
+    def init(example_obs: jax.Array) -> ReplayState:
+        obs = jnp.zeros(example_obs.shape, example_obs.dtype)
+        example = StoredStep(
+            obs=obs,
+            action=jnp.int32(0),
+            reward=jnp.float32(0.0),
+            terminated=jnp.bool_(False),
+            truncated=jnp.bool_(False),
+        )
+        return ReplayState(
+            rows=rows.init(example),
+            next_obs=jnp.zeros((num_envs, *obs.shape), obs.dtype),
+            final_obs=jnp.zeros((ring, *obs.shape), obs.dtype),
+            final_row=jnp.full(ring, -1, jnp.int32),
+            final_count=jnp.int32(0),
+            rows_added=jnp.int32(0),
+        )
+
+    def add(state: ReplayState, transition: Transition) -> ReplayState:
+        if transition.reward.shape != (num_envs,):
+            raise ValueError(
+                f"add: a vectorised step of num_envs={num_envs} transitions is needed; got "
+                f"reward of shape {transition.reward.shape}."
+            )
+        step = StoredStep(*(getattr(transition, name) for name in StoredStep._fields))
+        # Truncated envs take the next ring entries in env (= row) order; others write
+        # nowhere (an out-of-range index, dropped).
+        truncated = transition.truncated
+        entry = state.final_count + jnp.cumsum(truncated, dtype=jnp.int32) - 1
+        slot = jnp.where(truncated, entry % ring, ring)
+        return ReplayState(
+            rows=rows.add(state.rows, step),
+            next_obs=transition.next_obs,
+            final_obs=state.final_obs.at[slot].set(transition.next_obs, mode="drop"),
+            final_row=state.final_row.at[slot].set(state.rows_added + env_ids, mode="drop"),
+            final_count=state.final_count + jnp.sum(truncated, dtype=jnp.int32),
+            rows_added=state.rows_added + num_envs,
+        )
+
+    def sample_slots(state: ReplayState, key: jax.Array, batch_size: int) -> jax.Array:
+        return rows.sample_slots(state.rows, key, batch_size)
+
+    return Replay(
+        init=init,
+        add=add,
+        sample_slots=sample_slots,
+        capacity=capacity,
+        final_capacity=ring,
+    )
+
+
+def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batch:
+    """The n-step :class:`Batch` of the transitions stored at ``slots``.
+
+    Args:
+      state: a :class:`ReplayState`.
+      slots: int ``[B]``: the rows whose targets are wanted (written rows only).
+      n: static int >= 1; ``n = 1`` gives the 1-step target.
+      gamma: discount, a float or a traced scalar.
+
+    Returns:
+      A :class:`Batch` with leaves ``[B, ...]`` and unit weights. Where ``discount`` is 0
+      (the sum ended at a terminated step), ``next_obs`` is an arbitrary stored observation.
+    """
+    data: StoredStep = state.rows.data
+    capacity = data.reward.shape[0]
+    stride = state.next_obs.shape[0]  # rows per time step: the next step of a row's env
+    written_after = (state.rows.position - 1 - slots) % capacity  # rows newer than each slot
+    gamma = jnp.asarray(gamma, jnp.float32)
+    reward = data.reward[slots].astype(jnp.float32)
+    alive = jnp.ones(slots.shape, bool)  # step k still belongs to the sampled episode
+    last = slots  # the row of the last step summed so far
+    steps = jnp.ones(slots.shape, jnp.float32)  # m: how many steps are summed
+    for k in range(1, n):
+        ended = data.terminated[last] | data.truncated[last]
+        alive = alive & ~ended & (k * stride <= written_after)
+        rows = (slots + k * stride) % capacity
+        reward = reward + jnp.where(alive, gamma**k * data.reward[rows], 0.0)
+        last = jnp.where(alive, rows, last)
+        steps = steps + alive
+    discount = gamma**steps * (1.0 - data.terminated[last].astype(jnp.float32))
+    return Batch(
+        obs=data.obs[slots],
+        action=data.action[slots],
+        reward=reward,
+        discount=discount,
+        next_obs=_next_obs(state, last),
+        weight=jnp.ones(slots.shape, jnp.float32),
+    )
+
+
+def _next_obs(state: ReplayState, slots: jax.Array) -> jax.Array:
+    """The next observation of the steps stored at ``slots`` (int ``[B]``): the env's
+    newest next observation, the final observation of a truncated step, or the next row's."""
+    data: StoredStep = state.rows.data
+    capacity = data.reward.shape[0]
+    stride = state.next_obs.shape[0]
+    written_after = (state.rows.position - 1 - slots) % capacity
+    newest = written_after < stride
+    # The newest num_envs rows were written by envs num_envs-1, ..., 0, newest first.
+    newest_env = jnp.clip(stride - 1 - written_after, 0, stride - 1)
+    following = data.obs[(slots + stride) % capacity]
+    final = state.final_obs[_final_obs_slot(state, state.rows_added - 1 - written_after)]
+    return _select(
+        newest, state.next_obs[newest_env], _select(data.truncated[slots], final, following)
+    )
+
+
+def _final_obs_slot(state: ReplayState, row: jax.Array) -> jax.Array:
+    """The ring slot of the final observation stored for global row number ``row`` (int
+    ``[B]``), by binary search: the ring's live entries are in increasing row order. For a
+    row with no final observation, some slot (its value is then not used)."""
+    ring = state.final_row.shape[0]
+    lo = jnp.broadcast_to(jnp.maximum(state.final_count - ring, 0), row.shape)
+    hi = jnp.broadcast_to(state.final_count, row.shape)
+    for _ in range(ring.bit_length()):  # enough halvings to empty [lo, hi) of size <= ring
+        mid = (lo + hi) // 2
+        right = state.final_row[mid % ring] < row  # the entry sought lies after mid
+        searching = lo < hi
+        lo = jnp.where(searching & right, mid + 1, lo)
+        hi = jnp.where(searching & ~right, mid, hi)
+    return lo % ring
+
+
+def _select(mask: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a`` where ``mask`` (``[B]``) else ``b`` (``[B, ...]``)."""
+    return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
