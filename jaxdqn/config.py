@@ -104,6 +104,10 @@ class DQNConfig:
       hidden_sizes: widths of the dense hidden layers (after the convolution for a CNN).
       activation: one of ``ACTIVATIONS``.
       dueling: a dueling head, ``Q = V + A - mean(A)`` (Wang et al. 2016).
+      layer_norm: layer normalisation of every dense hidden layer before its activation
+        (Ba et al. 2016). It keeps the features that bootstrapped targets are built from
+        bounded, which makes Q-learning markedly faster and steadier (Gallici et al. 2024,
+        "Simplifying Deep Temporal Difference Learning").
       log_interval: env steps per logging point (a multiple of
         :meth:`cycle_env_steps` dividing ``total_timesteps``); ``None`` picks about
         100 points.
@@ -151,6 +155,7 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: Literal["relu", "tanh", "gelu", "silu"] = "relu"
     dueling: bool = False
+    layer_norm: bool = False
     # Logging.
     log_interval: int | None = None
 
@@ -289,6 +294,7 @@ def _validate(cfg: DQNConfig) -> None:
     _bool_field(cfg, "double_q")
     _bool_field(cfg, "truncation_is_terminal")
     _bool_field(cfg, "dueling")
+    _bool_field(cfg, "layer_norm")
     n_step = _int_field(cfg, "n_step", 1, 1_000)
     _bool_field(cfg, "prioritized")
     _real_field(cfg, "priority_alpha", 0.0, 1.0)

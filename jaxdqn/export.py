@@ -36,6 +36,7 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
     layers = params["params"]
     hidden = len(config.hidden_sizes)
     expected = {f"Dense_{i}" for i in range(hidden)} | ({"Conv_0"} if cnn else set())
+    expected |= {f"LayerNorm_{i}" for i in range(hidden)} if config.layer_norm else set()
     expected |= {"DuelingHead_0"} if config.dueling else {f"Dense_{hidden}"}
     if set(layers) != expected:
         raise ValueError(
@@ -48,6 +49,9 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
     for i in range(hidden):
         arrays[f"hidden_{i}_kernel"] = layers[f"Dense_{i}"]["kernel"]
         arrays[f"hidden_{i}_bias"] = layers[f"Dense_{i}"]["bias"]
+        if config.layer_norm:
+            arrays[f"hidden_{i}_norm_scale"] = layers[f"LayerNorm_{i}"]["scale"]
+            arrays[f"hidden_{i}_norm_bias"] = layers[f"LayerNorm_{i}"]["bias"]
     if config.dueling:
         for part in ("value", "advantage"):
             arrays[f"{part}_kernel"] = layers["DuelingHead_0"][part]["kernel"]
@@ -65,6 +69,7 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
         "num_hidden": hidden,
         "activation": config.activation,
         "dueling": config.dueling,
+        "layer_norm": config.layer_norm,
         "seed": seed,
         "jaxdqn_version": jaxdqn.__version__,
     }

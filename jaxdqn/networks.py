@@ -29,25 +29,35 @@ class DuelingHead(nn.Module):
         return value + advantage - jnp.mean(advantage, axis=-1, keepdims=True)
 
 
+def _hidden_layers(x: jax.Array, sizes: Sequence[int], activation: str, layer_norm: bool):
+    """Dense layers ``[B, F] -> [B, sizes[-1]]``, each optionally layer-normalised before
+    its activation."""
+    act = _ACTIVATIONS[activation]
+    for width in sizes:
+        x = nn.Dense(width)(x)
+        x = act(nn.LayerNorm()(x) if layer_norm else x)
+    return x
+
+
 class MLPQNetwork(nn.Module):
     """A multilayer perceptron mapping observations to one Q-value per action.
 
     ``apply(params, obs)`` takes ``obs`` of shape ``[B, *obs_shape]`` in any dtype,
     flattens it to ``[B, prod(obs_shape)]`` as float32 and returns ``[B, num_actions]``.
-    With ``dueling=True`` the last layer is a :class:`DuelingHead`.
+    With ``layer_norm=True`` every hidden layer is layer-normalised before its
+    activation; with ``dueling=True`` the last layer is a :class:`DuelingHead`.
     """
 
     num_actions: int
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "relu"
     dueling: bool = False
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.reshape((obs.shape[0], -1)).astype(jnp.float32)
-        act = _ACTIVATIONS[self.activation]
-        for width in self.hidden_sizes:
-            x = act(nn.Dense(width)(x))
+        x = _hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm)
         if self.dueling:
             return DuelingHead(self.num_actions)(x)
         return nn.Dense(self.num_actions)(x)
@@ -59,13 +69,15 @@ class CNNQNetwork(nn.Module):
     ``(128,)`` in the paper) and the head.
 
     ``apply(params, obs)`` takes ``obs`` of shape ``[B, H, W, C]`` in any dtype (MinAtar's
-    are bool), casts it to float32 and returns ``[B, num_actions]``.
+    are bool), casts it to float32 and returns ``[B, num_actions]``. ``layer_norm``
+    normalises the dense hidden layers, as in :class:`MLPQNetwork`.
     """
 
     num_actions: int
     hidden_sizes: Sequence[int] = (128,)
     activation: str = "relu"
     dueling: bool = False
+    layer_norm: bool = False
     channels: int = 16
 
     @nn.compact
@@ -74,8 +86,7 @@ class CNNQNetwork(nn.Module):
         act = _ACTIVATIONS[self.activation]
         x = act(nn.Conv(self.channels, (3, 3), strides=1, padding="VALID")(x))
         x = x.reshape((x.shape[0], -1))
-        for width in self.hidden_sizes:
-            x = act(nn.Dense(width)(x))
+        x = _hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm)
         if self.dueling:
             return DuelingHead(self.num_actions)(x)
         return nn.Dense(self.num_actions)(x)
@@ -112,10 +123,12 @@ def make_q_network(config) -> nn.Module:
             hidden_sizes=tuple(config.hidden_sizes),
             activation=config.activation,
             dueling=config.dueling,
+            layer_norm=config.layer_norm,
         )
     return MLPQNetwork(
         num_actions=num_actions,
         hidden_sizes=tuple(config.hidden_sizes),
         activation=config.activation,
         dueling=config.dueling,
+        layer_norm=config.layer_norm,
     )

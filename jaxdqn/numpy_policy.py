@@ -9,9 +9,11 @@ This module imports NumPy and the standard library only: copy it next to an expo
     q_values = policy.q_values(observations)  # [B, *obs_shape] -> [B, num_actions]
 
 The file holds ``metadata`` (a JSON string: format, env id, observation shape, number of
-actions, network, activation, dueling), for a CNN ``conv_kernel`` ``[3, 3, C, F]`` /
-``conv_bias`` (a "valid" 3x3 convolution, stride 1, on ``[B, H, W, C]``), then the dense
-layers ``hidden_<i>_kernel`` / ``hidden_<i>_bias`` and either ``head_kernel`` /
+actions, network, activation, dueling, layer_norm), for a CNN ``conv_kernel``
+``[3, 3, C, F]`` / ``conv_bias`` (a "valid" 3x3 convolution, stride 1, on
+``[B, H, W, C]``), then the dense layers ``hidden_<i>_kernel`` / ``hidden_<i>_bias``
+(with ``layer_norm``, then normalised over features with ``hidden_<i>_norm_scale`` /
+``hidden_<i>_norm_bias``, ε = 1e-6, before the activation) and either ``head_kernel`` /
 ``head_bias`` or the dueling pair ``value_*`` and ``advantage_*``. Dense kernels are
 ``[inputs, outputs]``: ``y = x @ kernel + bias``.
 """
@@ -48,10 +50,6 @@ class NumpyQPolicy:
         self.obs_shape = tuple(metadata["obs_shape"])
         self.num_actions = int(metadata["num_actions"])
         self._activation = ACTIVATIONS[metadata["activation"]]
-        self._hidden = [
-            (arrays[f"hidden_{i}_kernel"], arrays[f"hidden_{i}_bias"])
-            for i in range(metadata["num_hidden"])
-        ]
         self._arrays = arrays
 
     @classmethod
@@ -74,9 +72,15 @@ class NumpyQPolicy:
             x = np.einsum("bhwcij,ijcf->bhwf", windows, kernel) + self._arrays["conv_bias"]
             x = self._activation(x)
         x = x.reshape(x.shape[0], -1)
-        for kernel, bias in self._hidden:
-            x = self._activation(x @ kernel + bias)
         a = self._arrays
+        for i in range(self.metadata["num_hidden"]):
+            x = x @ a[f"hidden_{i}_kernel"] + a[f"hidden_{i}_bias"]
+            if self.metadata.get("layer_norm", False):
+                mean = x.mean(axis=-1, keepdims=True)
+                variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+                x = (x - mean) / np.sqrt(variance + 1e-6)
+                x = x * a[f"hidden_{i}_norm_scale"] + a[f"hidden_{i}_norm_bias"]
+            x = self._activation(x)
         if self.metadata["dueling"]:
             value = x @ a["value_kernel"] + a["value_bias"]
             advantage = x @ a["advantage_kernel"] + a["advantage_bias"]

@@ -20,19 +20,26 @@ from jaxdqn.numpy_policy import NumpyQPolicy
 
 
 @pytest.mark.parametrize(
-    ("env_id", "hidden_sizes", "activation", "dueling"),
+    ("env_id", "hidden_sizes", "activation", "dueling", "layer_norm"),
     [
-        ("CartPole-v1", (32, 16), "relu", False),
-        ("Acrobot-v1", (8,), "tanh", True),
-        ("CartPole-v1", (8, 8), "gelu", False),
-        ("ChainWalk-v0", (4,), "silu", True),
-        ("Breakout-MinAtar", (16,), "relu", False),
-        ("Freeway-MinAtar", (8,), "relu", True),
+        ("CartPole-v1", (32, 16), "relu", False, False),
+        ("Acrobot-v1", (8,), "tanh", True, False),
+        ("CartPole-v1", (8, 8), "gelu", False, True),
+        ("ChainWalk-v0", (4,), "silu", True, True),
+        ("Breakout-MinAtar", (16,), "relu", False, False),
+        ("Freeway-MinAtar", (8,), "relu", True, True),
     ],
 )
-def test_numpy_policy_matches_jax_network(tmp_path, env_id, hidden_sizes, activation, dueling):
+def test_numpy_policy_matches_jax_network(
+    tmp_path, env_id, hidden_sizes, activation, dueling, layer_norm
+):
     config = dataclasses.replace(
-        TINY_CHAIN, env_id=env_id, hidden_sizes=hidden_sizes, activation=activation, dueling=dueling
+        TINY_CHAIN,
+        env_id=env_id,
+        hidden_sizes=hidden_sizes,
+        activation=activation,
+        dueling=dueling,
+        layer_norm=layer_norm,
     )
     obs_shape, obs_dtype, _ = jaxdqn.envs.env_spec(env_id)
     q_net = jaxdqn.make_q_network(config)

@@ -12,13 +12,18 @@ import pytest
 import jaxdqn
 
 
-def numpy_mlp(params, obs: np.ndarray, dueling: bool) -> np.ndarray:
+def numpy_mlp(params, obs: np.ndarray, dueling: bool, layer_norm: bool = False) -> np.ndarray:
     layers = params["params"]
-    x = obs.reshape(obs.shape[0], -1).astype(np.float32)
+    x = obs.reshape(obs.shape[0], -1).astype(np.float64)
     dense = sorted((k for k in layers if k.startswith("Dense_")), key=lambda k: int(k[6:]))
     hidden = dense if dueling else dense[:-1]
-    for name in hidden:
-        x = np.maximum(x @ np.asarray(layers[name]["kernel"]) + np.asarray(layers[name]["bias"]), 0)
+    for i, name in enumerate(hidden):
+        x = x @ np.asarray(layers[name]["kernel"]) + np.asarray(layers[name]["bias"])
+        if layer_norm:  # zero mean, unit variance over features, then scale and shift
+            norm = layers[f"LayerNorm_{i}"]
+            x = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-6)
+            x = x * np.asarray(norm["scale"]) + np.asarray(norm["bias"])
+        x = np.maximum(x, 0)
     if not dueling:
         last = layers[dense[-1]]
         return x @ np.asarray(last["kernel"]) + np.asarray(last["bias"])
@@ -28,13 +33,18 @@ def numpy_mlp(params, obs: np.ndarray, dueling: bool) -> np.ndarray:
     return value + adv - adv.mean(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("dueling", [False, True])
-def test_mlp_matches_numpy(dueling):
-    config = jaxdqn.DQNConfig(env_id="Acrobot-v1", hidden_sizes=(16, 8), dueling=dueling)
+@pytest.mark.parametrize(("dueling", "layer_norm"), [(False, False), (True, False), (True, True)])
+def test_mlp_matches_numpy(dueling, layer_norm):
+    config = jaxdqn.DQNConfig(
+        env_id="Acrobot-v1", hidden_sizes=(16, 8), dueling=dueling, layer_norm=layer_norm
+    )
     q_net = jaxdqn.make_q_network(config)
     obs = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
     params = q_net.init(jax.random.key(0), jnp.asarray(obs))
-    expected = numpy_mlp(params, obs, dueling)
+    # Non-trivial norm parameters, so that scale and shift are checked too.
+    params = jax.tree.map(lambda x: x + 0.2 * jax.random.normal(jax.random.key(2), x.shape), params)
+    assert ("LayerNorm_1" in params["params"]) == layer_norm
+    expected = numpy_mlp(params, obs, dueling, layer_norm)
     q_values = jax.jit(q_net.apply)(params, obs)
     assert q_values.shape == (5, 3) and q_values.dtype == jnp.float32
     np.testing.assert_allclose(q_values, expected, rtol=1e-5, atol=1e-5)
@@ -63,9 +73,10 @@ def test_any_observation_shape_is_flattened_and_cast():
     assert params["params"]["Dense_0"]["kernel"].shape == (15, 4)
 
 
-def test_dueling_flag_is_validated():
-    with pytest.raises(ValueError, match=r"DQNConfig\.dueling="):
-        dataclasses.replace(jaxdqn.DQNConfig(), dueling="yes")
+@pytest.mark.parametrize("field", ["dueling", "layer_norm"])
+def test_network_flags_are_validated(field):
+    with pytest.raises(ValueError, match=rf"DQNConfig\.{field}='yes' is invalid"):
+        dataclasses.replace(jaxdqn.DQNConfig(), **{field: "yes"})
 
 
 def test_auto_network_picks_cnn_for_images_and_minatar_presets_train():
