@@ -10,6 +10,8 @@ seconds) and JSON per preset under ``benchmarks/results/``.
 
     python benchmarks/learning.py                        # every preset, 16 seeds
     python benchmarks/learning.py --env CartPole-v1 --seeds 8 --evals 10
+    python benchmarks/learning.py --env CartPole-v1 --set n_step=3 --set dueling=true \
+        --name all-features                             # a preset with overrides
     python benchmarks/learning.py --smoke                # seconds; what CI runs
 """
 
@@ -25,11 +27,14 @@ import numpy as np
 from common import RESULTS, device_slug, write_results
 
 import jaxdqn
+from jaxdqn.cli import build_config
 from jaxdqn.plotting import mean_interval
 from jaxdqn.presets import SOLVED_RETURN
 
 
-def learning_curve(config, seeds: int, evals: int, eval_episodes: int, threshold: float | None):
+def learning_curve(
+    config, seeds: int, evals: int, eval_episodes: int, threshold: float | None, overrides=()
+):
     """Trains ``seeds`` seeds of ``config`` in ``evals`` chunks with greedy evaluations."""
     points = config.num_log_points()
     if points % evals:
@@ -83,6 +88,7 @@ def learning_curve(config, seeds: int, evals: int, eval_episodes: int, threshold
         "ci95_high": high.tolist(),
         "final_solved_seeds": None if threshold is None else int((returns[-1] >= threshold).sum()),
         "every_seed_solved_at": solved_at,
+        "overrides": list(overrides),
         "config": dataclasses.asdict(config),
     }
 
@@ -106,7 +112,8 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"greedy return ({result['eval_episodes']} episodes per seed)")
     axes[0].legend(fontsize="small")
-    figure.suptitle(f"{result['env_id']}: jaxdqn preset on {jax.devices()[0].device_kind}")
+    changes = ", ".join(result["overrides"]) or "preset"
+    figure.suptitle(f"{result['env_id']} ({changes}): jaxdqn on {jax.devices()[0].device_kind}")
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -120,14 +127,20 @@ def main() -> None:
     parser.add_argument(
         "--total-timesteps", type=int, default=None, help="env steps per seed (default: preset)"
     )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE",
+        help="override a DQNConfig field of every preset run, as in jaxdqn train (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--name", default=None, help="suffix of the result files' names")
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
     out = RESULTS if args.out is None else Path(args.out)
     for env_id in args.env:
-        config = jaxdqn.get_preset(env_id)
-        if args.total_timesteps:
-            config = dataclasses.replace(config, total_timesteps=args.total_timesteps)
+        try:
+            config = build_config(env_id, args.total_timesteps, args.set)
+        except ValueError as error:  # an unknown field or a value DQNConfig refuses
+            parser.error(str(error))
         if args.smoke:
             args.seeds, args.evals, args.eval_episodes = 2, 2, 3
             config = dataclasses.replace(
@@ -135,9 +148,10 @@ def main() -> None:
                 exploration_steps=1_000, log_interval=200,
             )  # fmt: skip
         result = learning_curve(
-            config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id)
+            config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id), args.set
         )
-        print(f"{env_id}: {args.seeds} seeds, compile {result['compile_s']:.1f} s")
+        changed = ", ".join(args.set) or "preset"
+        print(f"{env_id} ({changed}): {args.seeds} seeds, compile {result['compile_s']:.1f} s")
         print(f"{'env steps':>10} {'wall s':>8} {'mean':>8} {'95% CI':>17}  solved seeds")
         for i, step in enumerate(result["env_steps"]):
             row = np.array(result["greedy_return_per_seed"][i])
@@ -146,7 +160,8 @@ def main() -> None:
             print(f"{step:>10,} {result['wall_s'][i]:>8.1f} {result['mean'][i]:>8.1f} "
                   f"[{low:>7.1f}, {high:>7.1f}]  {solved}")  # fmt: skip
         print(f"every seed solved at: {result['every_seed_solved_at']}")
-        name = f"learning_{env_id}" + ("_smoke" if args.smoke else "")
+        name = f"learning_{env_id}" + (f"_{args.name}" if args.name else "")
+        name += "_smoke" if args.smoke else ""
         write_results(name, result, out_dir=out)
         plot(result, out / f"{name}_{device_slug()}.png")
 

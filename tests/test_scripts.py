@@ -26,9 +26,14 @@ def run_script(*args: str) -> str:
     return result.stdout
 
 
+# The learning benchmark also runs a preset with an override, as its --set/--name allow.
+SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--name", "duel"]}
+
+
 @pytest.mark.parametrize("script", ["throughput", "learning", "progress_overhead"])
 def test_benchmark_smoke(script, tmp_path):
-    out = run_script(f"benchmarks/{script}.py", "--smoke", "--out", str(tmp_path))
+    args = SMOKE_ARGS.get(script, [])
+    out = run_script(f"benchmarks/{script}.py", "--smoke", "--out", str(tmp_path), *args)
     results = list(tmp_path.glob("*.json"))
     assert results
     for result in results:
@@ -36,6 +41,10 @@ def test_benchmark_smoke(script, tmp_path):
         assert payload["machine"]["jax"] == jax.__version__ and "device" in payload["machine"]
     assert "wrote" in out
     if script == "learning":
+        (result,) = results
+        assert result.name.startswith("learning_CartPole-v1_duel_smoke")
+        payload = json.loads(result.read_text())
+        assert payload["overrides"] == ["dueling=true"] and payload["config"]["dueling"] is True
         assert list(tmp_path.glob("*.png"))
 
 
