@@ -119,7 +119,8 @@ def rollout_part(config):
 def replay_part(config):
     """The run's replay adds (every env step) and samples (every update), for one seed."""
     _, env_params = make_env(config.env_id)
-    replay = make_replay(config.buffer_size, config.num_envs, max_episode_steps(env_params))
+    time_limit = max_episode_steps(env_params)
+    replay = make_replay(config.buffer_size, config.num_envs, time_limit)
     obs_shape, obs_dtype, _ = env_spec(config.env_id)
     n, warmup = config.num_envs, config.learning_starts // config.cycle_env_steps()
 
@@ -135,9 +136,10 @@ def replay_part(config):
 
         def add(carry, t):
             state, total = carry
-            # Time-limit truncations at CartPole's rate: one per env in 500 steps.
+            # Every env truncated at its time limit, as often as the ring allows.
             step_rows = rows._replace(
-                obs=rows.obs + t.astype(obs_dtype), truncated=jnp.full(n, t % 500 == 499)
+                obs=rows.obs + t.astype(obs_dtype),
+                truncated=jnp.full(n, t % time_limit == time_limit - 1),
             )
             return (replay.add(state, step_rows), total), None
 

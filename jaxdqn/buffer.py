@@ -90,7 +90,7 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
         (n,) = sizes
         if not 1 <= n <= capacity:
             raise ValueError(f"add: batch of {n} items does not fit capacity={capacity}.")
-        jax.tree.map(_check_leaf, state.data, items)
+        jax.tree.map(check_leaf, state.data, items)
         slots = (state.position + jnp.arange(n, dtype=jnp.int32)) % capacity
         data = jax.tree.map(lambda d, x: d.at[slots].set(x), state.data, items)
         return ReplayBufferState(
@@ -119,7 +119,9 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
     )
 
 
-def _check_leaf(stored: jax.Array, items: jax.Array) -> None:
+def check_leaf(stored: jax.Array, items: jax.Array) -> None:
+    """Raises ``ValueError`` (at trace time) unless a batch of items ``[n, ...]`` has the
+    per-item shape and the dtype of a stored leaf ``[capacity, ...]``."""
     if stored.shape[1:] != items.shape[1:] or stored.dtype != items.dtype:
         raise ValueError(
             f"add: item leaf {items.dtype}{list(items.shape[1:])} does not match the stored "

@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxdqn.state import is_prng_key
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the replay memory stores each observation once
 _NAME = re.compile(r"^ckpt-(\d+)$")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import jaxdqn
 from jaxdqn.envs import env_spec
 from jaxdqn.networks import make_q_network
-from jaxdqn.numpy_policy import FORMAT
+from jaxdqn.numpy_policy import FORMATS
 
 
 def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None = None) -> Path:
@@ -60,7 +60,7 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
         arrays["head_kernel"] = layers[f"Dense_{hidden}"]["kernel"]
         arrays["head_bias"] = layers[f"Dense_{hidden}"]["bias"]
     metadata = {
-        "format": FORMAT,
+        "format": FORMATS[1] if config.layer_norm else FORMATS[0],
         "env_id": config.env_id,
         "obs_shape": list(obs_shape),
         "obs_dtype": np.dtype(obs_dtype).name,

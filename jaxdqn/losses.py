@@ -4,7 +4,7 @@ Each TD function takes ONE transition and returns its TD error ``target - q_tm1[
 with gradients stopped through the target; batch with ``jax.vmap``. The discount carries
 the termination mask: ``discount_t = gamma * (1 - terminated)``. A *truncated* step (time
 limit) is not terminal: it keeps ``discount_t = gamma`` and bootstraps from the true final
-observation, which is what the replay buffer stores as ``next_obs``.
+observation, which the replay memory keeps for it (:mod:`jaxdqn.replay`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-FORMAT = "jaxdqn-policy-v1"
+# v2 adds layer norm; a file without it is written as v1, so older readers still load it.
+FORMATS = ("jaxdqn-policy-v1", "jaxdqn-policy-v2")
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:  # the tanh approximation, as flax.linen.gelu
@@ -44,8 +45,8 @@ class NumpyQPolicy:
     """Q-values and greedy actions of an exported Q-network (MLP or MinAtar CNN)."""
 
     def __init__(self, metadata: dict, arrays: dict[str, np.ndarray]):
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"format {metadata.get('format')!r} is not {FORMAT!r}.")
+        if metadata.get("format") not in FORMATS:
+            raise ValueError(f"format {metadata.get('format')!r} is not one of {FORMATS}.")
         self.metadata = metadata
         self.obs_shape = tuple(metadata["obs_shape"])
         self.num_actions = int(metadata["num_actions"])

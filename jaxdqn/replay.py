@@ -35,7 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxdqn.buffer import ReplayBufferState, make_replay_buffer
+from jaxdqn.buffer import ReplayBufferState, check_leaf, make_replay_buffer
 from jaxdqn.state import Batch, Transition
 
 
@@ -144,6 +144,7 @@ def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> 
                 f"add: a vectorised step of num_envs={num_envs} transitions is needed; got "
                 f"reward of shape {transition.reward.shape}."
             )
+        check_leaf(state.next_obs, transition.next_obs)
         step = StoredStep(*(getattr(transition, name) for name in StoredStep._fields))
         # Truncated envs take the next ring entries in env (= row) order; others write
         # nowhere (an out-of-range index, dropped).
@@ -192,6 +193,7 @@ def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batc
     reward = data.reward[slots].astype(jnp.float32)
     alive = jnp.ones(slots.shape, bool)  # step k still belongs to the sampled episode
     last = slots  # the row of the last step summed so far
+    last_written_after = written_after
     steps = jnp.ones(slots.shape, jnp.float32)  # m: how many steps are summed
     for k in range(1, n):
         ended = data.terminated[last] | data.truncated[last]
@@ -199,6 +201,7 @@ def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batc
         rows = (slots + k * stride) % capacity
         reward = reward + jnp.where(alive, gamma**k * data.reward[rows], 0.0)
         last = jnp.where(alive, rows, last)
+        last_written_after = jnp.where(alive, written_after - k * stride, last_written_after)
         steps = steps + alive
     discount = gamma**steps * (1.0 - data.terminated[last].astype(jnp.float32))
     return Batch(
@@ -206,18 +209,18 @@ def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batc
         action=data.action[slots],
         reward=reward,
         discount=discount,
-        next_obs=_next_obs(state, last),
+        next_obs=_next_obs(state, last, last_written_after),
         weight=jnp.ones(slots.shape, jnp.float32),
     )
 
 
-def _next_obs(state: ReplayState, slots: jax.Array) -> jax.Array:
-    """The next observation of the steps stored at ``slots`` (int ``[B]``): the env's
-    newest next observation, the final observation of a truncated step, or the next row's."""
+def _next_obs(state: ReplayState, slots: jax.Array, written_after: jax.Array) -> jax.Array:
+    """The next observation of the steps stored at ``slots`` (int ``[B]``, with
+    ``written_after`` rows written after each): the env's newest next observation, the
+    final observation of a truncated step, or the next row's."""
     data: StoredStep = state.rows.data
     capacity = data.reward.shape[0]
     stride = state.next_obs.shape[0]
-    written_after = (state.rows.position - 1 - slots) % capacity
     newest = written_after < stride
     # The newest num_envs rows were written by envs num_envs-1, ..., 0, newest first.
     newest_env = jnp.clip(stride - 1 - written_after, 0, stride - 1)

@@ -15,8 +15,9 @@ import jax
 class Transition(NamedTuple):
     """One environment step, as the trainer hands it to the replay memory.
 
-    Leading batch axes ``[...]`` are whatever the caller uses (``[num_envs]`` on add,
-    ``[batch_size]`` on sample).
+    Leading batch axes ``[...]``: ``[num_envs]`` for one vectorised step, as added to the
+    replay memory (:mod:`jaxdqn.replay`, which keeps ``next_obs`` only where no later row
+    holds it); gradient updates learn from a :class:`Batch`.
     """
 
     obs: jax.Array  # [..., *obs_shape], env dtype: observation the action was taken in

@@ -55,6 +55,8 @@ def test_numpy_policy_matches_jax_network(
     np.testing.assert_allclose(policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)
     assert [policy.act(o) for o in obs] == list(expected.argmax(axis=1))
     assert policy.metadata["seed"] == 3 and policy.num_actions == expected.shape[1]
+    # Files with layer norm are v2, so that a v1 reader refuses them instead of skipping it.
+    assert policy.metadata["format"] == f"jaxdqn-policy-v{2 if layer_norm else 1}"
     with pytest.raises(ValueError, match="obs shape"):
         policy.q_values(np.zeros((2, 7)))
 

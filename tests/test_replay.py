@@ -181,6 +181,9 @@ def test_add_refuses_a_step_of_another_width():
     )
     with pytest.raises(ValueError, match=r"num_envs=2 transitions .* reward of shape \(3,\)"):
         replay.add(state, rows)
+    two = jax.tree.map(lambda x: x[:2], rows)
+    with pytest.raises(ValueError, match=r"item leaf int32\[2\] does not match the stored float32"):
+        replay.add(state, two._replace(next_obs=jnp.zeros((2, 2), jnp.int32)))
     with pytest.raises(ValueError, match="capacity=1 is invalid: must be >= num_envs=2"):
         make_replay(1, 2, 5)
 

@@ -105,10 +105,10 @@ def test_each_key_draws_its_own_initial_params():
     assert int(a.env_steps) == int(a.buffer.rows.size) == 0
 
 
-def stored_one_step_batch(state, stored: int):
+def stored_one_step_batch(state, stored: int, gamma: float):
     """The 1-step Batch of rows 0..stored-1 of one seed's replay memory."""
     slots = jnp.arange(stored, dtype=jnp.int32)
-    return jax.tree.map(np.asarray, n_step_batch(state.buffer, slots, n=1, gamma=0.99))
+    return jax.tree.map(np.asarray, n_step_batch(state.buffer, slots, n=1, gamma=gamma))
 
 
 def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
@@ -121,7 +121,7 @@ def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
     stored = TINY_CHAIN.total_timesteps
     seed0 = jax.tree.map(lambda x: x[0], states)
     assert int(seed0.buffer.rows.size) == stored  # nothing overwritten, written in order
-    batch = stored_one_step_batch(seed0, stored)
+    batch = stored_one_step_batch(seed0, stored, gamma=0.9)
     data = jax.tree.map(lambda x: np.asarray(x[:stored]), seed0.buffer.rows.data)
     obs = batch.obs[:, 0].reshape(-1, num_envs)  # [time, env]
     next_obs = batch.next_obs[:, 0].reshape(-1, num_envs)
@@ -137,7 +137,7 @@ def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
     assert data.truncated.reshape(-1, num_envs)[truncation_rows].all()
     assert np.all(obs[truncation_rows + 1] == 0)  # the reset is not used as next_obs
     assert np.any(next_obs[truncation_rows] != 0)
-    np.testing.assert_allclose(batch.discount, 0.99)  # every step bootstraps
+    np.testing.assert_allclose(batch.discount, 0.9)  # every step bootstraps
 
 
 def test_termination_is_stored_for_terminal_states_only():
@@ -155,7 +155,7 @@ def test_termination_is_stored_for_terminal_states_only():
         buffer_size=800,
     )
     state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(3))
-    batch = stored_one_step_batch(state, config.buffer_size)
+    batch = stored_one_step_batch(state, config.buffer_size, config.gamma)
     terminated = np.asarray(state.buffer.rows.data.terminated)
     assert terminated.sum() > 10
     env, env_params = jaxdqn.make_env("CartPole-v1")
