@@ -58,12 +58,13 @@ def test_chain_walk_preset_learns_q_star_through_truncation():
 
 
 # CartPole-v1: the project's target is 16/16 seeds, not reached yet. Measured draws of
-# the preset (16 seeds each, greedy mean of 100 episodes): 13/16 on this key (the seeds
-# that fail collapsed late to 126-437), 13/16 in benchmarks/learning.py with other eval
-# episodes, 8/8 for the CLI's seeds 0-7; before the learner's last numeric change 15, 13
-# and 16 of 16. Another machine's XLA build makes this key another draw, so the bar sits
-# one seed below the bottom of that range: it catches a real regression, not a re-roll.
-@pytest.mark.parametrize(("env_id", "min_solved"), [("CartPole-v1", 12), ("Acrobot-v1", 14)])
+# the preset (16 seeds each, greedy mean of 100 episodes): 14/16 on this key (the two that
+# fail are stuck near 180, the cart drifting out), 16/16 and 13/16 on keys 1 and 2. Another
+# machine's XLA build makes this key another draw, so the bar sits one seed below the
+# bottom of that range: it catches a real regression, not a re-roll. With n-step returns,
+# dueling, prioritized replay and layer norm switched on, 16/16 solve from 120k steps on
+# (benchmarks/results/learning_CartPole-v1_all-features_cpu.json).
+@pytest.mark.parametrize(("env_id", "min_solved"), [("CartPole-v1", 13), ("Acrobot-v1", 14)])
 def test_preset_solves_across_seeds(env_id, min_solved):
     config = jaxdqn.get_preset(env_id)
     if env_id == "CartPole-v1":
