@@ -48,6 +48,8 @@ class ReplayBuffer(NamedTuple):
         (n-step returns).
       can_sample: ``can_sample(state, batch_size) -> bool[]``: at least ``batch_size``
         items are stored.
+      write_slots: ``write_slots(state, n) -> int32 [n]``: the slots the next ``add`` of
+        ``n`` items writes (for state kept per slot beside the buffer, such as priorities).
     """
 
     init: Callable[[Any], ReplayBufferState]
@@ -55,6 +57,7 @@ class ReplayBuffer(NamedTuple):
     sample: Callable[[ReplayBufferState, jax.Array, int], Any]
     sample_slots: Callable[[ReplayBufferState, jax.Array, int], jax.Array]
     can_sample: Callable[[ReplayBufferState, int], jax.Array]
+    write_slots: Callable[[ReplayBufferState, int], jax.Array]
     capacity: int
 
 
@@ -91,13 +94,16 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
         if not 1 <= n <= capacity:
             raise ValueError(f"add: batch of {n} items does not fit capacity={capacity}.")
         jax.tree.map(check_leaf, state.data, items)
-        slots = (state.position + jnp.arange(n, dtype=jnp.int32)) % capacity
+        slots = write_slots(state, n)
         data = jax.tree.map(lambda d, x: d.at[slots].set(x), state.data, items)
         return ReplayBufferState(
             data=data,
             position=(state.position + n) % capacity,
             size=jnp.minimum(state.size + n, capacity),
         )
+
+    def write_slots(state: ReplayBufferState, n: int) -> jax.Array:
+        return (state.position + jnp.arange(n, dtype=jnp.int32)) % capacity
 
     def sample_slots(state: ReplayBufferState, key: jax.Array, batch_size: int) -> jax.Array:
         return jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
@@ -115,6 +121,7 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
         sample=sample,
         sample_slots=sample_slots,
         can_sample=can_sample,
+        write_slots=write_slots,
         capacity=capacity,
     )
 

@@ -41,9 +41,9 @@ def row_bytes(config) -> int:
 def pairs_f32_transition_bytes(config) -> int:
     """Bytes per transition of the common layout that stores ``obs`` and ``next_obs`` as
     float32 beside the same scalar fields, for comparison with :func:`transition_bytes`."""
-    data = _replay_shapes(config).rows.data
-    obs_elements = math.prod(data.obs.shape[1:])
-    return row_bytes(config) - _nbytes(data.obs) // config.buffer_size + 2 * 4 * obs_elements
+    row = _replay_shapes(config).rows.data
+    scalars = _nbytes(row._replace(obs=())) // config.buffer_size
+    return scalars + 2 * 4 * math.prod(row.obs.shape[1:])
 
 
 def _replay_shapes(config):

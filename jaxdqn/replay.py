@@ -71,15 +71,14 @@ class Replay(NamedTuple):
         the true next observation (the final one where an episode ended).
       sample_slots: ``sample_slots(state, key, batch_size) -> int32 [batch_size]``, drawn
         uniformly with replacement among written rows.
-      capacity: rows kept.
-      final_capacity: size of the ring of final observations.
+      write_slots: ``write_slots(state) -> int32 [num_envs]``: the rows the next ``add``
+        writes.
     """
 
     init: Callable[[jax.Array], ReplayState]
     add: Callable[[ReplayState, Transition], ReplayState]
     sample_slots: Callable[[ReplayState, jax.Array, int], jax.Array]
-    capacity: int
-    final_capacity: int
+    write_slots: Callable[[ReplayState], jax.Array]
 
 
 def final_obs_capacity(capacity: int, num_envs: int, max_episode_steps: int | None) -> int:
@@ -163,13 +162,10 @@ def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> 
     def sample_slots(state: ReplayState, key: jax.Array, batch_size: int) -> jax.Array:
         return rows.sample_slots(state.rows, key, batch_size)
 
-    return Replay(
-        init=init,
-        add=add,
-        sample_slots=sample_slots,
-        capacity=capacity,
-        final_capacity=ring,
-    )
+    def write_slots(state: ReplayState) -> jax.Array:
+        return rows.write_slots(state.rows, num_envs)
+
+    return Replay(init=init, add=add, sample_slots=sample_slots, write_slots=write_slots)
 
 
 def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batch:

@@ -173,8 +173,8 @@ def make_trainer(config) -> Trainer:
             exploration=jnp.mean(value),
         )
         if config.prioritized:  # new transitions enter at the largest priority so far
-            slots = (state.buffer.rows.position + jnp.arange(num_envs)) % config.buffer_size
             new = jnp.full(num_envs, state.priorities.max_priority)
+            slots = replay.write_slots(state.buffer)
             state = state._replace(priorities=sum_tree_set(state.priorities, slots, new))
         state = state._replace(
             buffer=replay.add(state.buffer, transition),
