@@ -42,6 +42,7 @@ from jaxdqn.envs import env_spec, make_env, max_episode_steps
 from jaxdqn.learner import make_gradient_step, make_optimizer
 from jaxdqn.memory import check_memory, pairs_f32_transition_bytes, state_bytes, transition_bytes
 from jaxdqn.networks import make_q_network
+from jaxdqn.prioritized import sum_tree_init, sum_tree_sample, sum_tree_set
 from jaxdqn.replay import make_replay, n_step_batch
 from jaxdqn.state import Batch, Transition
 
@@ -117,7 +118,9 @@ def rollout_part(config):
 
 
 def replay_part(config):
-    """The run's replay adds (every env step) and samples (every update), for one seed."""
+    """The run's replay adds (every env step) and samples (every update), for one seed;
+    with ``config.prioritized`` also the sum tree's draws and priority sets (new rows at
+    the largest priority, drawn rows at new ones)."""
     _, env_params = make_env(config.env_id)
     time_limit = max_episode_steps(env_params)
     replay = make_replay(config.buffer_size, config.num_envs, time_limit)
@@ -135,20 +138,29 @@ def replay_part(config):
         )
 
         def add(carry, t):
-            state, total = carry
+            state, tree, total = carry
             # Every env truncated at its time limit, as often as the ring allows.
             step_rows = rows._replace(
                 obs=rows.obs + t.astype(obs_dtype),
                 truncated=jnp.full(n, t % time_limit == time_limit - 1),
             )
-            return (replay.add(state, step_rows), total), None
+            if config.prioritized:
+                new = jnp.full(n, tree.max_priority)
+                tree = sum_tree_set(tree, replay.write_slots(state), new)
+            return (replay.add(state, step_rows), tree, total), None
 
         def sample(carry, key):
-            state, total = carry
-            slots = replay.sample_slots(state, key, config.batch_size)
+            state, tree, total = carry
+            if config.prioritized:
+                slots, probabilities = sum_tree_sample(tree, key, config.batch_size)
+            else:
+                slots = replay.sample_slots(state, key, config.batch_size)
             batch = n_step_batch(state, slots, n=config.n_step, gamma=config.gamma)
             total += sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(batch))
-            return (state, total), None
+            if config.prioritized:
+                # The drawn rows' new priorities, from numbers the draw produced.
+                tree = sum_tree_set(tree, slots, probabilities + batch.reward)
+            return (state, tree, total), None
 
         def cycle(carry, xs, learn: bool):
             t, key = xs
@@ -159,7 +171,8 @@ def replay_part(config):
                 carry, _ = jax.lax.scan(sample, carry, keys)
             return carry, None
 
-        carry = (replay.init(rows.obs[0]), jnp.float32(0.0))
+        tree = sum_tree_init(config.buffer_size) if config.prioritized else None
+        carry = (replay.init(rows.obs[0]), tree, jnp.float32(0.0))
         cycles = jnp.arange(config.num_cycles())
         keys = jax.random.split(key, config.num_cycles())
         carry, _ = jax.lax.scan(
@@ -168,7 +181,7 @@ def replay_part(config):
         carry, _ = jax.lax.scan(
             lambda c, x: cycle(c, x, True), carry, (cycles[warmup:], keys[warmup:])
         )
-        return carry[1]
+        return carry[2]
 
     return run
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxdqn.state import is_prng_key
 
-FORMAT_VERSION = 2  # 2: the replay memory stores each observation once
+FORMAT_VERSION = 3  # 2: each observation stored once; 3: sum tree of fan-out 16
 _NAME = re.compile(r"^ckpt-(\d+)$")
 
 

@@ -1,10 +1,19 @@
 """Proportional prioritized replay (Schaul et al. 2016) on a device-resident sum tree.
 
-The tree is one flat array: node 1 is the root, node ``k`` has children ``2k`` and
-``2k + 1``, and the ``L`` leaves (``L`` = capacity rounded up to a power of two) sit at
-``[L, 2L)``, leaf ``L + i`` holding the priority of buffer slot ``i``. Setting ``B``
-priorities rewrites ``B`` paths of ``log2 L`` nodes; drawing ``B`` slots walks ``B`` paths
-down from the root: both cost ``O(B log capacity)``, under ``jit`` and ``vmap``.
+The tree has fan-out ``K`` (:data:`FANOUT`) and keeps one flat array per level:
+``levels[0]`` holds the priority of each buffer slot, and entry ``j`` of ``levels[d + 1]``
+is the sum of the ``K`` entries ``[jK, (j + 1)K)`` of ``levels[d]``; the top level has at
+most ``K`` entries, whose sum is the total. Each level below the top is padded with zeros
+to a multiple of ``K``. Setting ``B`` priorities recomputes ``B`` sums of ``K`` children
+on each of the ``ceil(log_K capacity)`` levels; drawing ``B`` slots walks ``B`` paths down
+from the top, choosing among ``K`` children per level: both cost
+``O(B K log_K capacity)``, under ``jit`` and ``vmap``.
+
+Why ``K = 16`` and not a binary tree: on a CPU, XLA charges per operation, and the
+level-by-level gathers and scatters are the operations. Four times fewer levels made a
+draw plus a set of 128 priorities in a 200,000-slot tree about 10 times faster for 16
+seeds under ``vmap`` (8 ms against 0.8 ms), and separate arrays per level let each
+scatter update its level in place.
 
 Priorities are ``|δ|^α + ε``; new transitions enter at the largest priority set so far.
 Sampling is stratified: slot ``j`` of a batch is drawn from the ``j``-th of ``B`` equal
@@ -19,38 +28,70 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+FANOUT = 16  # children per node of the sum tree
+
 
 class SumTreeState(NamedTuple):
     """Priorities of a replay buffer's slots, with every subtree's sum."""
 
-    tree: jax.Array  # [2 * leaves] float32; tree[0] is unused, tree[1] is the total
+    levels: tuple[jax.Array, ...]  # float32; levels[0] [K * ceil(capacity / K)] per slot
     max_priority: jax.Array  # [] float32: the largest priority ever set (new slots get it)
 
 
-def _leaves(capacity: int) -> int:
-    return 1 << max(0, (capacity - 1).bit_length())
+def sum_tree_level_sizes(capacity: int) -> tuple[int, ...]:
+    """Lengths of the tree's levels for ``capacity`` slots, leaves first.
+
+    Each level counts ``ceil(n / K)`` sums of the level below, until at most ``K`` remain;
+    every level below the top is padded to ``K`` times the count above it.
+    """
+    counts = [capacity]
+    while counts[-1] > FANOUT:
+        counts.append(-(-counts[-1] // FANOUT))
+    return (*(FANOUT * above for above in counts[1:]), counts[-1])
 
 
 def sum_tree_init(capacity: int) -> SumTreeState:
     """An empty tree for ``capacity`` slots (all priorities 0, so none can be drawn)."""
-    return SumTreeState(
-        tree=jnp.zeros(2 * _leaves(capacity), jnp.float32), max_priority=jnp.float32(1.0)
-    )
+    levels = tuple(jnp.zeros(n, jnp.float32) for n in sum_tree_level_sizes(capacity))
+    return SumTreeState(levels=levels, max_priority=jnp.float32(1.0))
+
+
+def _children(level: jax.Array, parents: jax.Array) -> jax.Array:
+    """The ``K`` entries under each of ``parents`` (int ``[B]``): ``[B, K]``."""
+    return level[parents[:, None] * FANOUT + jnp.arange(FANOUT)]
 
 
 def sum_tree_set(state: SumTreeState, slots: jax.Array, priorities: jax.Array) -> SumTreeState:
     """Sets the priorities of ``slots`` (int ``[B]``) to ``priorities`` (``[B]``, >= 0).
 
+    Every sum above a changed slot is recomputed from its children, so sums never drift.
     Repeated slots must carry equal priorities (as the TD errors of one transition do).
     """
-    leaves = state.tree.shape[0] // 2
-    nodes = leaves + slots.astype(jnp.int32)
+    nodes = slots.astype(jnp.int32)
     priorities = priorities.astype(jnp.float32)
-    tree = state.tree.at[nodes].set(priorities)
-    for _ in range(leaves.bit_length() - 1):  # from the leaves' parents up to the root
-        nodes = nodes // 2
-        tree = tree.at[nodes].set(tree[2 * nodes] + tree[2 * nodes + 1])
-    return SumTreeState(tree=tree, max_priority=jnp.maximum(state.max_priority, priorities.max()))
+    levels = [state.levels[0].at[nodes].set(priorities)]
+    for above in state.levels[1:]:
+        nodes = nodes // FANOUT
+        levels.append(above.at[nodes].set(_children(levels[-1], nodes).sum(axis=-1)))
+    return SumTreeState(
+        levels=tuple(levels), max_priority=jnp.maximum(state.max_priority, priorities.max())
+    )
+
+
+def _descend(values: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """For each row of ``values`` ``[B, W]`` (W children's sums), the child whose slice of
+    the row's running sum holds ``u`` ``[B]``: ``(child [B], u within it [B], its value [B])``.
+
+    Rounding can leave ``u`` a hair above the row's sum; then the last positive child is
+    taken, so an empty (zero) subtree is never entered.
+    """
+    cumulative = jnp.cumsum(values, axis=-1)
+    width = values.shape[-1]
+    last_positive = width - 1 - jnp.argmax(values[:, ::-1] > 0, axis=-1)
+    child = jnp.minimum(jnp.sum(cumulative <= u[:, None], axis=-1), last_positive)
+    before = jnp.take_along_axis(cumulative - values, child[:, None], axis=-1)[:, 0]
+    value = jnp.take_along_axis(values, child[:, None], axis=-1)[:, 0]
+    return child, u - before, value
 
 
 def sum_tree_sample(
@@ -62,20 +103,14 @@ def sum_tree_sample(
       ``(slots int32 [B], probabilities float32 [B])``, stratified over ``B`` equal
       slices of the total. Slots of priority 0 are never drawn while any is positive.
     """
-    tree = state.tree
-    leaves = tree.shape[0] // 2
-    total = tree[1]
+    top = state.levels[-1]
+    total = top.sum()
     u = (jnp.arange(batch_size) + jax.random.uniform(key, (batch_size,))) / batch_size * total
-    nodes = jnp.ones(batch_size, jnp.int32)
-    for _ in range(leaves.bit_length() - 1):
-        left = tree[2 * nodes]
-        right = tree[2 * nodes + 1]
-        # Rounding can leave u a hair above a subtree's sum; never step into an empty one.
-        go_right = ((u >= left) & (right > 0)) | (left <= 0)
-        u = jnp.where(go_right, u - left, u)
-        nodes = 2 * nodes + go_right
-    slots = nodes - leaves
-    return slots, tree[nodes] / total
+    nodes, u, value = _descend(jnp.broadcast_to(top, (batch_size, top.shape[0])), u)
+    for level in reversed(state.levels[:-1]):
+        child, u, value = _descend(_children(level, nodes), u)
+        nodes = nodes * FANOUT + child
+    return nodes, value / total
 
 
 def importance_weights(probabilities: jax.Array, size: jax.Array, beta) -> jax.Array:
