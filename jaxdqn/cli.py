@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import platform
 import sys
@@ -70,22 +71,11 @@ def build_config(env_id: str, total_timesteps: int | None, overrides: list[str])
 
 
 def versions() -> dict[str, str]:
-    """Library versions and the device a run used."""
-    import flax
-    import gymnax
-    import jaxlib
-    import optax
-
-    import jaxdqn
-
+    """Installed versions of the libraries a run depends on, and the device it used."""
+    packages = ("jaxdqn", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "numpy")
     device = jax.devices()[0]
     return {
-        "jaxdqn": jaxdqn.__version__,
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "gymnax": getattr(gymnax, "__version__", "unknown"),
+        **{name: importlib.metadata.version(name) for name in packages},
         "python": platform.python_version(),
         "device": f"{device.platform}: {device.device_kind}",
         "device_count": str(jax.device_count()),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -40,7 +42,9 @@ def test_train_writes_run_folder_and_summary(tiny_run):
     assert len(summary["greedy_return"]) == 2 and summary["env_steps_per_seed"] == 800
     params = np.load(run_dir / "params.npz")
     assert any("Dense_0" in name for name in params.files)
-    assert "jax" in json.loads((run_dir / "versions.json").read_text())
+    recorded = json.loads((run_dir / "versions.json").read_text())
+    assert recorded["gymnax"] == importlib.metadata.version("gymnax")
+    assert recorded["jax"] == jax.__version__
     # Checkpoints every 3 log points (240 env steps) and at the end; the newest 2 are kept.
     assert checkpoint_steps(run_dir / "checkpoints") == [720, 800]
 
