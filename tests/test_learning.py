@@ -57,8 +57,9 @@ def test_chain_walk_preset_learns_q_star_through_truncation():
     assert wrong_error.min() > 0.5
 
 
-# Every CartPole seed must solve: the preset (prioritized replay on) reached 500.0 on all
-# 16 seeds of this key and of keys 1 and 2. Acrobot's bar leaves 2 of 16 seeds, as the
+# Every CartPole seed must solve. Measured with the preset (prioritized replay, 3-step
+# returns, dueling, layer norm): on this key 15 seeds at 500.0 and one at 485.5; with
+# training keys 1 and 2, 16 of 16 at >= 498. Acrobot's bar leaves 2 of 16 seeds, as the
 # project's target does.
 @pytest.mark.parametrize(("env_id", "min_solved"), [("CartPole-v1", 16), ("Acrobot-v1", 14)])
 def test_preset_solves_across_seeds(env_id, min_solved):
