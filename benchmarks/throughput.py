@@ -42,7 +42,7 @@ from jaxdqn.envs import env_spec, make_env, max_episode_steps
 from jaxdqn.learner import make_gradient_step, make_optimizer
 from jaxdqn.memory import check_memory, pairs_f32_transition_bytes, state_bytes, transition_bytes
 from jaxdqn.networks import make_q_network
-from jaxdqn.prioritized import sum_tree_init, sum_tree_sample, sum_tree_set
+from jaxdqn.prioritized import sum_tree_init, sum_tree_sample, sum_tree_set, sum_tree_set_new
 from jaxdqn.replay import make_replay, n_step_batch
 from jaxdqn.state import Batch, Transition
 
@@ -145,8 +145,7 @@ def replay_part(config):
                 truncated=jnp.full(n, t % time_limit == time_limit - 1),
             )
             if config.prioritized:
-                new = jnp.full(n, tree.max_priority)
-                tree = sum_tree_set(tree, replay.write_slots(state), new)
+                tree = sum_tree_set_new(tree, replay.write_slots(state))
             return (replay.add(state, step_rows), tree, total), None
 
         def sample(carry, key):

@@ -78,6 +78,12 @@ def sum_tree_set(state: SumTreeState, slots: jax.Array, priorities: jax.Array) -
     )
 
 
+def sum_tree_set_new(state: SumTreeState, slots: jax.Array) -> SumTreeState:
+    """Gives the rows just written at ``slots`` (int ``[n]``) the largest priority set so
+    far, so every new transition is drawn with high probability at least once."""
+    return sum_tree_set(state, slots, jnp.full(slots.shape, state.max_priority))
+
+
 def _descend(values: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """For each row of ``values`` ``[B, W]`` (W children's sums), the child whose slice of
     the row's running sum holds ``u`` ``[B]``: ``(child [B], u within it [B], its value [B])``.

@@ -29,7 +29,7 @@ from jaxdqn.exploration import exploration_value, select_action
 from jaxdqn.hyperparams import Hyperparams, hyperparams
 from jaxdqn.learner import make_optimizer, make_update_step
 from jaxdqn.networks import make_q_network
-from jaxdqn.prioritized import sum_tree_init, sum_tree_set
+from jaxdqn.prioritized import sum_tree_init, sum_tree_set_new
 from jaxdqn.replay import make_replay
 from jaxdqn.state import TrainState, Transition
 
@@ -173,9 +173,8 @@ def make_trainer(config) -> Trainer:
             exploration=jnp.mean(value),
         )
         if config.prioritized:  # new transitions enter at the largest priority so far
-            new = jnp.full(num_envs, state.priorities.max_priority)
             slots = replay.write_slots(state.buffer)
-            state = state._replace(priorities=sum_tree_set(state.priorities, slots, new))
+            state = state._replace(priorities=sum_tree_set_new(state.priorities, slots))
         state = state._replace(
             buffer=replay.add(state.buffer, transition),
             env_state=env_state,

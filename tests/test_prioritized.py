@@ -21,6 +21,7 @@ from jaxdqn.prioritized import (
     sum_tree_level_sizes,
     sum_tree_sample,
     sum_tree_set,
+    sum_tree_set_new,
 )
 
 
@@ -65,6 +66,14 @@ def test_set_follows_a_numpy_model_through_wraparound(transform):
         position = (position + num_envs) % capacity
         check_tree(state, model)
         assert float(state.max_priority) == pytest.approx(running_max)
+
+
+def test_new_rows_enter_at_the_largest_priority_so_far():
+    values = np.array([0.5, 3.0, 0.2, 1.5], np.float32)
+    state = sum_tree_set(sum_tree_init(40), jnp.arange(4), jnp.asarray(values))
+    state = sum_tree_set_new(state, jnp.asarray([38, 39, 0]))  # wraps onto slot 0
+    check_tree(state, np.r_[3.0, values[1:], np.zeros(34), 3.0, 3.0])
+    assert float(state.max_priority) == 3.0
 
 
 def test_sampled_frequencies_match_priorities_chi_square():
