@@ -21,6 +21,9 @@ from jaxdqn.prioritized import (
 from jaxdqn.replay import Replay, n_step_batch
 from jaxdqn.state import Batch, TrainState
 
+# The TrainState fields that a gradient step changes.
+LEARNED_FIELDS = ("params", "target_params", "opt_state", "updates")
+
 
 def make_optimizer(config) -> optax.GradientTransformation:
     """The update direction of a config: optional global-norm clipping, then the chosen
@@ -119,8 +122,7 @@ def make_gradient_step(
       with leaves ``[B, ...]``; ``stats`` holds scalars ``loss`` (weighted by
       ``batch.weight``), ``q_value`` (mean Q of the batch's actions), ``td_error`` (mean
       ``|δ|``) and ``grad_norm`` (before clipping); ``td`` ``[B]`` are the TD errors
-      before the step. Only ``params``, ``target_params``, ``opt_state`` and ``updates``
-      change.
+      before the step. Only the :data:`LEARNED_FIELDS` change.
     """
 
     def loss_fn(params, target_params, batch):
@@ -168,11 +170,18 @@ def make_update_step(
     prioritized replay, the drawn rows' priorities become ``|δ|^α + ε``.
 
     Returns:
-      ``update(state, key) -> (state, stats)`` with the stats of ``gradient_step``.
+      ``update(state, key, active=True) -> (state, stats)`` with the stats of
+      ``gradient_step``. ``active`` is a bool ``[]`` (may be traced): when false, the
+      update is computed but changes nothing in ``state``. This gates learning without a
+      ``lax.cond``, which under ``vmap`` with a per-seed predicate would become a select
+      over the whole state and copy the sum tree at every call; here only the drawn
+      slots' priorities are masked, so the tree is still updated in place.
     """
     gradient_step = make_gradient_step(config, q_network, optimizer)
 
-    def update(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    def update(
+        state: TrainState, key: jax.Array, active: jax.Array | bool = True
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
         if config.prioritized:
             slots, probabilities = sum_tree_sample(state.priorities, key, config.batch_size)
         else:
@@ -183,9 +192,20 @@ def make_update_step(
             beta = config.priority_beta + (1.0 - config.priority_beta) * progress
             weights = importance_weights(probabilities, state.buffer.rows.size, beta)
             batch = batch._replace(weight=weights)
-        state, stats, td = gradient_step(state, batch)
+        learned, stats, td = gradient_step(state, batch)
+        state = learned._replace(
+            **{
+                field: jax.tree.map(
+                    lambda new, old: jnp.where(active, new, old),
+                    getattr(learned, field),
+                    getattr(state, field),
+                )
+                for field in LEARNED_FIELDS
+            }
+        )
         if config.prioritized:
             new = priorities_from_td(td, config.priority_alpha, config.priority_eps)
+            new = jnp.where(active, new, state.priorities.levels[0][slots])
             state = state._replace(priorities=sum_tree_set(state.priorities, slots, new))
         return state, stats
 

@@ -10,9 +10,13 @@ The loop is three nested ``lax.scan``s and contains no Python per step:
   gymnax envs (vmapped, automatic reset), and stores the transitions in the replay
   memory (:mod:`jaxdqn.replay`), with the true final observation of truncated episodes.
 
-The learning-start gate is a ``lax.cond`` on the env-step counter. ``run(state, n)`` carries
-the whole state from call to call, so the host can log, checkpoint and resume between
-chunks; chunked and whole runs are bit-identical (see :class:`Trainer`).
+Before ``learning_starts`` the updates still run but write nothing (a mask, not a
+``lax.cond``: under ``vmap`` a per-seed cond runs both branches and then selects the
+whole state, which copies the sum tree of prioritized replay every cycle).
+
+``run(state, n)`` carries the whole state from call to call, so the host can log,
+checkpoint and resume between chunks; chunked and whole runs are bit-identical (see
+:class:`Trainer`).
 """
 
 from __future__ import annotations
@@ -187,21 +191,24 @@ def make_trainer(config) -> Trainer:
         )
         return (state, window), None
 
-    def learn(state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+    def learn(state: TrainState, learning: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         key, key_updates = jax.random.split(state.key)
         keys = jax.random.split(key_updates, config.updates_per_cycle())
-        state, stats = jax.lax.scan(update, state._replace(key=key), keys)
-        return state, {name: jnp.sum(stats[name]) for name in UPDATE_STATS}
-
-    def skip_learning(state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
-        return state, _Window.zeros().update_sums
+        learned, stats = jax.lax.scan(
+            lambda s, k: update(s, k, learning), state._replace(key=key), keys
+        )
+        # Before learning starts the updates change nothing; the key stays too, as if
+        # they had not run.
+        learned = learned._replace(key=jnp.where(learning, key, state.key))
+        sums = {name: jnp.where(learning, jnp.sum(stats[name]), 0.0) for name in UPDATE_STATS}
+        return learned, sums
 
     def cycle(carry: tuple[TrainState, _Window], _) -> tuple[tuple[TrainState, _Window], None]:
         # Every update boundary of a cycle that starts at or after learning_starts lies
         # strictly after it (learning_starts is a whole number of cycles).
         learning = carry[0].env_steps >= config.learning_starts
         (state, window), _ = jax.lax.scan(env_step, carry, None, config.steps_per_cycle())
-        state, sums = jax.lax.cond(learning, learn, skip_learning, state)
+        state, sums = learn(state, learning)
         window = window._replace(
             update_sums={k: window.update_sums[k] + sums[k] for k in UPDATE_STATS},
             num_updates=window.num_updates + learning * config.updates_per_cycle(),
@@ -241,8 +248,7 @@ def _depend_on_key(state: TrainState, key: jax.Array) -> TrainState:
     buffer) stays unbatched, so ``vmap(train)`` would compile another program than
     ``vmap(run)`` does for a state passed in, whose leaves all have a seed axis, and the
     two would round differently. Tying every leaf to the key makes them one program: a run
-    in chunks is bit-identical to a whole one. (Under vmap the counter conditions then
-    become selects; the extra work is the skipped updates of the warm-up cycles.)
+    in chunks is bit-identical to a whole one.
     """
     tie = jax.random.key_data(key).ravel()[0] == jax.random.key_data(key).ravel()[0]
     return jax.tree.map(

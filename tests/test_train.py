@@ -14,6 +14,7 @@ from gymnax.environments.classic_control.cartpole import EnvState
 from test_envs import seed_step
 
 import jaxdqn
+from jaxdqn.learner import LEARNED_FIELDS
 from jaxdqn.replay import n_step_batch
 from jaxdqn.train import METRIC_NAMES
 
@@ -203,6 +204,35 @@ def test_schedules_count_exactly_for_any_num_envs(num_envs):
     # Hard target sync exactly every 7 updates.
     synced = leaves_equal(state.params, state.target_params)
     assert synced == (int(state.updates) % 7 == 0)
+
+
+def test_learning_starts_per_seed_under_vmap():
+    """Each seed of a vmapped run starts learning on its own counter: a seed still warming
+    up keeps its parameters, optimizer state and priorities bit for bit, and ends exactly
+    as it would beside another warming-up seed, while the seed beside it learns."""
+    config = dataclasses.replace(TINY_CHAIN, prioritized=True)
+    trainer = jaxdqn.make_trainer(config)
+    run_one_window = jax.jit(jax.vmap(lambda state: trainer.run(state, 1)))
+    fresh = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(3), 2))
+
+    warm, metrics = run_one_window(fresh)  # the first window is the warm-up (160 env steps)
+    for field in LEARNED_FIELDS:
+        assert leaves_equal(getattr(warm, field), getattr(fresh, field)), field
+    assert np.all(np.asarray(metrics["updates"]) == 0)
+    assert np.all(np.isnan(metrics["loss"]))
+    leaves = np.asarray(warm.priorities.levels[0])
+    stored = config.learning_starts
+    assert np.all(leaves[:, :stored] == 1.0) and np.all(leaves[:, stored:] == 0.0)
+
+    # Seed 0 past learning_starts, seed 1 fresh, in one call.
+    mixed = jax.tree.map(lambda w, f: jnp.stack([w[0], f[1]]), warm, fresh)
+    after, metrics = run_one_window(mixed)
+    np.testing.assert_array_equal(metrics["updates"], [[80], [0]])  # every 2nd step in 160-320
+    assert np.isfinite(metrics["loss"][0, 0]) and np.isnan(metrics["loss"][1, 0])
+    seed = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+    assert leaves_equal(seed(after, 1), seed(warm, 1))
+    assert not leaves_equal(seed(after, 0).params, seed(warm, 0).params)
+    assert len(np.unique(np.asarray(after.priorities.levels[0][0, :320]))) > 50
 
 
 def test_episode_statistics_count_completed_episodes_only(tiny_chain_run):
