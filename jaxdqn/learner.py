@@ -174,8 +174,9 @@ def make_update_step(
       ``gradient_step``. ``active`` is a bool ``[]`` (may be traced): when false, the
       update is computed but changes nothing in ``state``. This gates learning without a
       ``lax.cond``, which under ``vmap`` with a per-seed predicate would become a select
-      over the whole state and copy the sum tree at every call; here only the drawn
-      slots' priorities are masked, so the tree is still updated in place.
+      over the whole state and copy the sum tree at every call. Here the
+      :data:`LEARNED_FIELDS` are masked with ``where`` and the drawn slots get back their
+      current priorities, so the tree is still updated in place.
     """
     gradient_step = make_gradient_step(config, q_network, optimizer)
 

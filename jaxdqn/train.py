@@ -12,7 +12,9 @@ The loop is three nested ``lax.scan``s and contains no Python per step:
 
 Before ``learning_starts`` the updates still run but write nothing (a mask, not a
 ``lax.cond``: under ``vmap`` a per-seed cond runs both branches and then selects the
-whole state, which copies the sum tree of prioritized replay every cycle).
+whole state, which copies the sum tree of prioritized replay every cycle). The price is
+the warm-up's updates, computed and discarded: ``learning_starts / total_timesteps`` of
+them (2.5% for the CartPole preset).
 
 ``run(state, n)`` carries the whole state from call to call, so the host can log,
 checkpoint and resume between chunks; chunked and whole runs are bit-identical (see
