@@ -19,7 +19,8 @@ Rows: a grid (CartPole preset hyperparameters, ``--grid-steps`` env steps per se
 common published JAX DQN CartPole setup, 500k env steps) and the CartPole preset itself
 (200k env steps), these long rows timed ``--long-repeats`` times.
 
-    python benchmarks/throughput.py --seeds 1 8        # 16 minutes on 2 CPU cores (64 seeds: ~40)
+    python benchmarks/throughput.py                    # CPU defaults: 36 minutes on 2 cores
+    python benchmarks/throughput.py --seeds 1 8        # without the 64-seed grid rows
     python benchmarks/throughput.py --seeds 1 8 64 256 1024 --grid-steps 65536 \
         --reference-seeds 1 64 1024 --long-repeats 3   # a GPU
     python benchmarks/throughput.py --smoke            # seconds; what CI runs

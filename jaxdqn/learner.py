@@ -170,7 +170,7 @@ def make_update_step(
     prioritized replay, the drawn rows' priorities become ``|δ|^α + ε``.
 
     Returns:
-      ``update(state, key, active=True) -> (state, stats)`` with the stats of
+      ``update(state, key, active) -> (state, stats)`` with the stats of
       ``gradient_step``. ``active`` is a bool ``[]`` (may be traced): when false, the
       update is computed but changes nothing in ``state``. This gates learning without a
       ``lax.cond``, which under ``vmap`` with a per-seed predicate would become a select
@@ -181,7 +181,7 @@ def make_update_step(
     gradient_step = make_gradient_step(config, q_network, optimizer)
 
     def update(
-        state: TrainState, key: jax.Array, active: jax.Array | bool = True
+        state: TrainState, key: jax.Array, active: jax.Array
     ) -> tuple[TrainState, dict[str, jax.Array]]:
         if config.prioritized:
             slots, probabilities = sum_tree_sample(state.priorities, key, config.batch_size)
