@@ -3,6 +3,7 @@
 from jaxdqn import losses
 from jaxdqn.buffer import ReplayBuffer, ReplayBufferState, make_replay_buffer
 from jaxdqn.config import DQNConfig
+from jaxdqn.devices import seed_sharding
 from jaxdqn.envs import ENV_IDS, make_env
 from jaxdqn.evaluate import evaluate
 from jaxdqn.hyperparams import Hyperparams, hyperparams, sweep
@@ -34,6 +35,7 @@ __all__ = [
     "make_replay_buffer",
     "make_train",
     "make_trainer",
+    "seed_sharding",
     "sweep",
     "sync_target",
 ]

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 
 from jaxdqn.checkpoint import checkpoint_path, checkpoint_steps, restore_checkpoint, save_checkpoint
 from jaxdqn.config import DQNConfig
+from jaxdqn.devices import seed_sharding
 from jaxdqn.evaluate import evaluate
 from jaxdqn.memory import check_memory
 from jaxdqn.monitor import MetricsWriter, Progress, run_chunks, truncate_metrics
@@ -82,6 +84,24 @@ def versions() -> dict[str, str]:
     }
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cores_hint(platform_name: str, num_devices: int, num_seeds: int, cores: int) -> str | None:
+    """The tip to print when several seeds would train on one CPU device of a multi-core
+    host (JAX's default), where ``JAX_NUM_CPU_DEVICES`` would give each core its seeds."""
+    if platform_name != "cpu" or num_devices > 1 or num_seeds < 2 or cores < 2:
+        return None
+    return (
+        f"jaxdqn: tip: JAX sees one CPU device on {cores} cores; run with "
+        f"JAX_NUM_CPU_DEVICES={cores} to train the seeds on every core (see jaxdqn.devices)."
+    )
+
+
 def new_run_dir(parent: str | Path, env_id: str) -> Path:
     """A fresh ``<parent>/<env_id>-<timestamp>`` folder (never an existing one)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -139,9 +159,11 @@ def _run_setup(args: argparse.Namespace) -> tuple[Path, DQNConfig, list[int], bo
 def train_command(args: argparse.Namespace) -> int:
     try:
         run_dir, config, seeds, resuming = _run_setup(args)
-        keys = jax.vmap(jax.random.key)(np.asarray(seeds))
+        # Seeds are spread over every visible device (see jaxdqn.devices).
+        sharding = seed_sharding(len(seeds))
+        keys = jax.device_put(jax.vmap(jax.random.key)(np.asarray(seeds)), sharding)
         trainer = make_trainer(config)
-        init = jax.jit(jax.vmap(trainer.init))
+        init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding)
         checkpoints = run_dir / "checkpoints"
         if resuming:
             steps = checkpoint_steps(checkpoints)
@@ -150,6 +172,7 @@ def train_command(args: argparse.Namespace) -> int:
             state, meta = restore_checkpoint(
                 checkpoint_path(checkpoints, steps[-1]), jax.eval_shape(init, keys), config=config
             )
+            state = jax.device_put(state, sharding)
             start_steps = meta["step"]
             if start_steps >= config.total_timesteps:
                 print(f"jaxdqn: {run_dir} is complete; evaluating its final state again.")
@@ -158,15 +181,25 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     platform_name = jax.devices()[0].platform
+    num_devices = sharding.num_devices
+    hint = cores_hint(platform_name, jax.local_device_count(), len(seeds), usable_cores())
+    if hint:
+        print(hint, file=sys.stderr)
     print(
         f"jaxdqn: {config.env_id}, {len(seeds)} seeds x {config.total_timesteps:,} env steps "
-        f"on {platform_name}" + (f", resuming at {start_steps:,}" if resuming else ""),
+        f"on {platform_name}"
+        + (f" ({num_devices} devices)" if num_devices > 1 else "")
+        + (f", resuming at {start_steps:,}" if resuming else ""),
         flush=True,
     )
     start = time.perf_counter()
     if not resuming:
         state, start_steps = init(keys), 0
-    run = jax.jit(jax.vmap(lambda s: trainer.run(s, 1)), donate_argnums=0).lower(state).compile()
+    run = (
+        jax.jit(jax.vmap(lambda s: trainer.run(s, 1)), donate_argnums=0, out_shardings=sharding)
+        .lower(state)
+        .compile()
+    )
     compile_s = time.perf_counter() - start
 
     interval = config.resolved_log_interval()

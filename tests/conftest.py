@@ -1,12 +1,19 @@
 """Shared tiny configs and compiled functions: JAX compiles are the slow part on CI's
-2 cores, so every test that can reuse a compiled program does."""
+2 cores, so every test that can reuse a compiled program does.
+
+The session sees 2 CPU devices (unless ``JAX_NUM_CPU_DEVICES`` says otherwise), so the
+CLI's seed sharding runs as on a multi-core or multi-GPU host (see ``jaxdqn.devices``).
+"""
 
 from __future__ import annotations
 
 import collections
 import functools
 import io
+import os
 import sys
+
+os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")  # read when jax is imported
 
 import jax
 import pytest

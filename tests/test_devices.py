@@ -1,0 +1,67 @@
+"""Seeds spread over devices: the placement rule, bad input, and a sharded run that
+trains each seed exactly as the single-device program does."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from conftest import TINY_CHAIN, jitted_train
+
+import jaxdqn
+
+needs_two = pytest.mark.skipif(
+    jax.local_device_count() < 2, reason="needs 2 devices (JAX_NUM_CPU_DEVICES=2)"
+)
+
+
+@pytest.mark.parametrize(
+    ("num_seeds", "num_devices", "used"),
+    [(1, 4, 1), (2, 4, 2), (3, 4, 3), (4, 4, 4), (6, 4, 3), (8, 3, 2), (7, 2, 1), (16, 2, 2)],
+)
+def test_uses_the_most_devices_that_divide_the_seeds(num_seeds, num_devices, used):
+    devices = [jax.local_devices()[0]] * num_devices  # the rule only counts devices
+    sharding = jaxdqn.seed_sharding(num_seeds, devices)
+    assert sharding.mesh.devices.shape == (used,)
+    assert sharding.spec == jax.sharding.PartitionSpec("seeds")
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.0, True, "4", None])
+def test_bad_seed_count_is_named(bad):
+    with pytest.raises(ValueError, match="num_seeds="):
+        jaxdqn.seed_sharding(bad)
+
+
+def test_no_devices_is_an_error():
+    with pytest.raises(ValueError, match=r"devices=\[\]"):
+        jaxdqn.seed_sharding(2, [])
+
+
+@needs_two
+def test_sharded_run_trains_each_seed_as_one_device_does(tiny_chain_run):
+    keys, _, metrics = tiny_chain_run  # 2 seeds, vmapped, on one device
+    sharding = jaxdqn.seed_sharding(2)
+    assert sharding.num_devices == 2
+    train = jax.jit(jax.vmap(jaxdqn.make_train(TINY_CHAIN)), out_shardings=sharding)
+    sharded_states, sharded_metrics = train(jax.device_put(keys, sharding))
+    # Every output leaf is split: one seed on each device.
+    for leaf in jax.tree.leaves(sharded_states.params):
+        assert len(leaf.sharding.device_set) == 2
+        assert [s.data.shape[0] for s in leaf.addressable_shards] == [1, 1]
+    # Each seed is the same run as alone on one device (1 seed per program).
+    single = jitted_train(TINY_CHAIN, False)
+    for seed in range(2):
+        alone_state, alone_metrics = single(keys[seed])
+        for got, want in zip(
+            jax.tree.leaves(sharded_states.params), jax.tree.leaves(alone_state.params), strict=True
+        ):
+            np.testing.assert_allclose(
+                np.asarray(got)[seed], np.asarray(want), rtol=1e-5, atol=1e-6
+            )
+        np.testing.assert_array_equal(
+            np.asarray(sharded_metrics["episodes"])[seed], np.asarray(alone_metrics["episodes"])
+        )
+    # The two-seed single-device run agrees too.
+    np.testing.assert_array_equal(
+        np.asarray(sharded_metrics["episodes"]), np.asarray(metrics["episodes"])
+    )
