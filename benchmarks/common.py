@@ -36,11 +36,13 @@ def machine() -> dict[str, Any]:
 
 
 def device_slug() -> str:
-    """A file-name-safe name of the device kind, e.g. ``cpu`` or ``nvidia-h200``."""
+    """A file-name-safe name of the devices, e.g. ``cpu``, ``cpu-x2`` (two CPU devices,
+    ``JAX_NUM_CPU_DEVICES=2``) or ``nvidia-h200``."""
     device = jax.devices()[0]
-    if device.platform == "cpu":
-        return "cpu"
-    return "".join(c if c.isalnum() else "-" for c in device.device_kind.lower()).strip("-")
+    kind = "cpu" if device.platform == "cpu" else device.device_kind.lower()
+    slug = "".join(c if c.isalnum() else "-" for c in kind).strip("-")
+    count = jax.local_device_count()
+    return slug if count == 1 else f"{slug}-x{count}"
 
 
 def timed(fn: Callable[[], Any]) -> float:

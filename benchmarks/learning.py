@@ -39,12 +39,17 @@ def learning_curve(
     points = config.num_log_points()
     if points % evals:
         raise ValueError(f"--evals={evals} must divide the {points} log points of the run.")
-    keys = jax.random.split(jax.random.key(0), seeds)
+    sharding = jaxdqn.seed_sharding(seeds)  # every visible device trains its share
+    keys = jax.device_put(jax.random.split(jax.random.key(0), seeds), sharding)
     trainer = jaxdqn.make_trainer(config)
     start = time.perf_counter()
-    init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()
+    init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding).lower(keys).compile()
     state = init(keys)
-    chunk = jax.jit(jax.vmap(lambda s: trainer.run(s, points // evals)), donate_argnums=0)
+    chunk = jax.jit(
+        jax.vmap(lambda s: trainer.run(s, points // evals)),
+        donate_argnums=0,
+        out_shardings=sharding,
+    )
     chunk = chunk.lower(state).compile()
     evaluate = jax.jit(jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes)))
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
@@ -77,6 +82,7 @@ def learning_curve(
     return {
         "env_id": config.env_id,
         "seeds": seeds,
+        "devices": sharding.num_devices,
         "eval_episodes": eval_episodes,
         "threshold": threshold,
         "compile_s": compile_s,
@@ -151,7 +157,8 @@ def main() -> None:
             config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id), args.set
         )
         changed = ", ".join(args.set) or "preset"
-        print(f"{env_id} ({changed}): {args.seeds} seeds, compile {result['compile_s']:.1f} s")
+        print(f"{env_id} ({changed}): {args.seeds} seeds on {result['devices']} device(s), "
+              f"compile {result['compile_s']:.1f} s")  # fmt: skip
         print(f"{'env steps':>10} {'wall s':>8} {'mean':>8} {'95% CI':>17}  solved seeds")
         for i, step in enumerate(result["env_steps"]):
             row = np.array(result["greedy_return_per_seed"][i])

@@ -221,7 +221,9 @@ def updates_part(config):
 def measure(name: str, config, seeds: int, repeats: int) -> dict:
     """One row: the full run and its parts, each vmapped over ``seeds`` seeds."""
     check_memory(config, seeds)
-    keys = jax.random.split(jax.random.key(0), seeds)
+    # Every program, full run and parts alike, spreads its seeds over the visible devices.
+    sharding = jaxdqn.seed_sharding(seeds)
+    keys = jax.device_put(jax.random.split(jax.random.key(0), seeds), sharding)
     programs = {
         "full": jaxdqn.make_train(config),
         "rollout": rollout_part(config),
@@ -254,6 +256,7 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
         "row": name,
         "num_envs": config.num_envs,
         "seeds": seeds,
+        "devices": sharding.num_devices,
         "env_steps_per_seed": config.total_timesteps,
         "updates_per_seed": config.total_updates(),
         "compile_s": compile_s["full"],
@@ -268,7 +271,10 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
         "bytes_per_transition": transition_bytes(config),
         "pairs_f32_bytes_per_transition": pairs_f32_transition_bytes(config),
         "state_mib_per_seed": state_bytes(config) / 2**20,
-        "program_mib_per_seed": None if program_bytes is None else program_bytes / seeds / 2**20,
+        # memory_analysis() describes one device's program, which holds its share of seeds.
+        "program_mib_per_seed": (
+            None if program_bytes is None else program_bytes * sharding.num_devices / seeds / 2**20
+        ),
         "device_peak_mib": None if peak is None else peak / 2**20,
         "times_s": times,
         "parts_compile_s": compile_s,
@@ -319,6 +325,7 @@ def main() -> None:
         rows,
         [
             ("row", "row", ""), ("num_envs", "envs", "d"), ("seeds", "seeds", "d"),
+            ("devices", "devices", "d"),
             ("env_steps_per_seed", "steps/seed", ",d"), ("compile_s", "compile s", ".1f"),
             ("full_s", "full s", ".2f"), ("env_steps_per_s", "env steps/s", ",.0f"),
             ("updates_per_s", "updates/s", ",.0f"), ("rollout_s", "rollout s", ".2f"),
