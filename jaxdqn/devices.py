@@ -7,10 +7,12 @@ device trains its own seeds, with no communication between them.
 On a multi-core CPU, JAX shows a single CPU device unless ``JAX_NUM_CPU_DEVICES`` is set
 before JAX starts. A single device runs a program's operations on a thread pool shared by
 the cores, and for the many small operations of a DQN step, handing them between threads
-costs more than it gains: the CartPole preset's 8 seeds x 16k steps took 13.9 s on 2
-cores and 12.3 s pinned to one (``taskset -c 0``). With ``JAX_NUM_CPU_DEVICES=2`` each
-core trains 4 of the seeds: 5.8 s. ``jaxdqn train`` and the benchmarks spread their seeds
-this way whenever more than one device is visible.
+costs more than it gains (the CartPole preset, 8 seeds x 16k steps: 13.9 s on 2 cores,
+12.3 s pinned to one with ``taskset -c 0``). With ``JAX_NUM_CPU_DEVICES=2`` each core
+trains half of the seeds: the preset's 8 seeds x 200k steps took 89.8 s instead of
+159.3 s (``benchmarks/results/throughput_cpu*.json``). ``jaxdqn train``, the benchmarks
+and the learning tests spread their seeds this way whenever more than one device is
+visible.
 """
 
 from __future__ import annotations
