@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
-import os
 import platform
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 from jaxdqn.checkpoint import checkpoint_path, checkpoint_steps, restore_checkpoint, save_checkpoint
 from jaxdqn.config import DQNConfig
-from jaxdqn.devices import seed_sharding
+from jaxdqn.devices import cores_hint, seed_sharding, usable_cores
 from jaxdqn.evaluate import evaluate
 from jaxdqn.memory import check_memory
 from jaxdqn.monitor import MetricsWriter, Progress, run_chunks, truncate_metrics
@@ -82,24 +81,6 @@ def versions() -> dict[str, str]:
         "device": f"{device.platform}: {device.device_kind}",
         "device_count": str(jax.device_count()),
     }
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def cores_hint(platform_name: str, num_devices: int, num_seeds: int, cores: int) -> str | None:
-    """The tip to print when several seeds would train on one CPU device of a multi-core
-    host (JAX's default), where ``JAX_NUM_CPU_DEVICES`` would give each core its seeds."""
-    if platform_name != "cpu" or num_devices > 1 or num_seeds < 2 or cores < 2:
-        return None
-    return (
-        f"jaxdqn: tip: JAX sees one CPU device on {cores} cores; run with "
-        f"JAX_NUM_CPU_DEVICES={cores} to train the seeds on every core (see jaxdqn.devices)."
-    )
 
 
 def new_run_dir(parent: str | Path, env_id: str) -> Path:

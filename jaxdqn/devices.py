@@ -17,6 +17,8 @@ visible.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -53,3 +55,21 @@ def seed_sharding(num_seeds: int, devices: list[jax.Device] | None = None) -> Na
     used = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
     mesh = Mesh(np.array(devices[:used]), (SEED_AXIS,))
     return NamedSharding(mesh, PartitionSpec(SEED_AXIS))
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cores_hint(platform_name: str, num_devices: int, num_seeds: int, cores: int) -> str | None:
+    """The tip to print when several seeds would train on one CPU device of a multi-core
+    host (JAX's default), where ``JAX_NUM_CPU_DEVICES`` would give each core its seeds."""
+    if platform_name != "cpu" or num_devices > 1 or num_seeds < 2 or cores < 2:
+        return None
+    return (
+        f"jaxdqn: tip: JAX sees one CPU device on {cores} cores; run with "
+        f"JAX_NUM_CPU_DEVICES={cores} to train the seeds on every core (see jaxdqn.devices)."
+    )

@@ -55,18 +55,6 @@ def test_seeds_train_on_every_visible_device(tiny_run):
     assert "2 seeds x 800 env steps on cpu (2 devices)" in tiny_run[1]
 
 
-@pytest.mark.parametrize(
-    ("platform_name", "devices", "seeds", "cores", "tip"),
-    [("cpu", 1, 8, 4, True), ("cpu", 2, 8, 4, False), ("cpu", 1, 1, 4, False),
-     ("cpu", 1, 8, 1, False), ("gpu", 1, 8, 4, False)],
-)  # fmt: skip
-def test_cores_tip_only_when_seeds_share_one_cpu_device(platform_name, devices, seeds, cores, tip):
-    hint = cli.cores_hint(platform_name, devices, seeds, cores)
-    assert (hint is not None) == tip
-    if tip:
-        assert f"JAX_NUM_CPU_DEVICES={cores}" in hint
-
-
 def test_resume_continues_bit_identically(tiny_run, tmp_path, capsys):
     run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
     # Make it a run that died after its checkpoint at 720 env steps and logged one more row.

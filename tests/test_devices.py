@@ -65,3 +65,15 @@ def test_sharded_run_trains_each_seed_as_one_device_does(tiny_chain_run):
     np.testing.assert_array_equal(
         np.asarray(sharded_metrics["episodes"]), np.asarray(metrics["episodes"])
     )
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "devices", "seeds", "cores", "tip"),
+    [("cpu", 1, 8, 4, True), ("cpu", 2, 8, 4, False), ("cpu", 1, 1, 4, False),
+     ("cpu", 1, 8, 1, False), ("gpu", 1, 8, 4, False)],
+)  # fmt: skip
+def test_cores_tip_only_when_seeds_share_one_cpu_device(platform_name, devices, seeds, cores, tip):
+    hint = jaxdqn.devices.cores_hint(platform_name, devices, seeds, cores)
+    assert (hint is not None) == tip
+    if tip:
+        assert f"JAX_NUM_CPU_DEVICES={cores}" in hint
