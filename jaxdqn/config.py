@@ -22,6 +22,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+
 from jaxdqn.envs import check_env_id, env_spec
 
 LOSSES = ("huber", "l2")
@@ -32,6 +34,9 @@ EXPLORATION_SCHEDULES = ("linear", "exponential", "constant")
 EXPLORATION_UNITS = ("env_steps", "episodes")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
 NETWORKS = ("auto", "mlp", "cnn")
+
+# Env steps, updates and episodes are counted in int32 inside the compiled loop.
+_INT32_MAX = 2**31 - 1
 
 # Auto log interval aims for about this many logging points per run.
 _TARGET_LOG_POINTS = 100
@@ -44,12 +49,17 @@ class DQNConfig:
     Attributes:
       env_id: gymnax id or ``"ChainWalk-v0"``; see ``jaxdqn.ENV_IDS``.
       num_envs: environments stepped in lockstep per seed (vmapped).
-      total_timesteps: env steps per seed, summed over the ``num_envs`` envs.
+      total_timesteps: env steps per seed, summed over the ``num_envs`` envs (at most
+        ``2**31 - 1``: the step counters are int32).
       buffer_size: replay capacity in transitions (per seed). ``buffer_size=num_envs``
         with ``batch_size=num_envs`` is "no replay": learn from the latest step only.
       batch_size: transitions per gradient update.
-      learning_starts: env steps collected before learning; updates happen at every
-        ``train_frequency``-th env step strictly after it (the SB3 convention).
+      learning_starts: env steps collected before learning; one update event is due at
+        every ``train_frequency``-th env step strictly after it (the SB3 convention).
+        The events due within a cycle (see :meth:`cycle_env_steps`) run together at its
+        end: with ``num_envs`` a multiple of ``train_frequency`` (every preset) that is
+        after each vectorised step; with ``num_envs=3, train_frequency=4`` it is 3
+        events after every 4 vectorised steps (12 env steps).
       train_frequency: env steps between two update events.
       gradient_steps: gradient updates per update event.
       gamma: discount factor in ``[0, 1]``.
@@ -70,7 +80,8 @@ class DQNConfig:
       n_step: steps summed before bootstrapping: ``r_t + … + γ^{n-1} r_{t+n-1} +
         γ^n max Q``, cut at a terminated step (no bootstrap) and at a truncated one
         (bootstrap from its true final observation with γ to the steps summed). Built at
-        sample time from the replay rows (``jaxdqn.replay``); 1 is plain DQN.
+        sample time from the replay rows (``jaxdqn.replay``); 1 is plain DQN. At most
+        1000 (the sum is unrolled when the program is traced).
       prioritized: proportional prioritized replay (Schaul et al. 2016): rows are drawn
         with probability proportional to ``|δ|^priority_alpha + priority_eps`` (new rows
         at the largest priority so far) and the loss is weighted by importance weights
@@ -79,8 +90,9 @@ class DQNConfig:
       priority_alpha: exponent of ``|δ|`` in [0, 1] (0 is uniform).
       priority_beta: initial importance-weight exponent in [0, 1].
       priority_eps: added to every priority (> 0), so no row becomes undrawable.
-      target_update_period: gradient updates between target syncs. ``1`` with
-        ``target_tau=1.0`` means no target network (targets from the online net).
+      target_update_period: gradient updates between target syncs, at most
+        :meth:`total_updates` (else the target network would never be synced). ``1``
+        with ``target_tau=1.0`` means no target network (targets from the online net).
       target_tau: step of each sync, ``target <- tau * online + (1 - tau) * target``;
         1.0 is a hard copy, small values with period 1 are Polyak averaging.
       truncation_is_terminal: a deliberate mistake, for ablations only: store time-limit
@@ -94,7 +106,7 @@ class DQNConfig:
       exploration_unit: what the schedule counts: ``"env_steps"`` or ``"episodes"``
         (completed episodes, summed over envs).
       exploration_start: ε (in [0, 1]) or temperature (> 0) at count 0.
-      exploration_end: final ε or temperature.
+      exploration_end: final ε (in [0, 1]) or temperature (> 0).
       exploration_steps: length of the linear schedule, in ``exploration_unit``.
       exploration_decay: multiplier per unit of the exponential schedule, in (0, 1].
       eval_epsilon: ε of :func:`jaxdqn.evaluate` (0 is greedy).
@@ -160,9 +172,16 @@ class DQNConfig:
     log_interval: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hidden_sizes, tuple) and _is_int_sequence(self.hidden_sizes):
-            # A list is the same value; store it as a tuple so the config stays hashable.
-            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        # Same values, stored as Python scalars and a tuple: a list or np.int64(8) is
+        # the value a user meant, and the config must hash and serialise (config.json,
+        # checkpoints) like one built from plain Python values.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, field.name, value.item())
+        if _is_int_sequence(self.hidden_sizes):
+            sizes = tuple(h.item() if isinstance(h, np.generic) else h for h in self.hidden_sizes)
+            object.__setattr__(self, "hidden_sizes", sizes)
         _validate(self)
 
     # ---- Derived layout of the compiled loop (all static Python ints). ----
@@ -276,7 +295,7 @@ def _nearest_multiples(value: int, step: int) -> str:
 def _validate(cfg: DQNConfig) -> None:
     check_env_id(cfg.env_id, field="DQNConfig.env_id")
     num_envs = _int_field(cfg, "num_envs", 1)
-    total = _int_field(cfg, "total_timesteps", 1)
+    total = _int_field(cfg, "total_timesteps", 1, _INT32_MAX)
     buffer_size = _int_field(cfg, "buffer_size", 1)
     batch_size = _int_field(cfg, "batch_size", 1)
     _int_field(cfg, "learning_starts", 0)
@@ -376,7 +395,15 @@ def _validate(cfg: DQNConfig) -> None:
         _fail(
             "exploration_steps",
             steps,
-            f"a linear schedule over env steps must end within total_timesteps={total}",
+            f"a linear schedule over env steps must end within total_timesteps={total}: "
+            "lower exploration_steps or raise total_timesteps",
+        )
+    if cfg.target_update_period > cfg.total_updates():
+        _fail(
+            "target_update_period",
+            cfg.target_update_period,
+            f"must be <= the run's {cfg.total_updates()} gradient updates, or the target "
+            "network is never synced and every target comes from the initial network",
         )
     if cfg.log_interval is not None:
         interval = _int_field(cfg, "log_interval", 1)

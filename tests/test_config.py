@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
+import numpy as np
 import pytest
 
 import jaxdqn
@@ -19,6 +21,7 @@ INVALID = [
     ("num_envs", {"num_envs": True}),
     ("total_timesteps", {"total_timesteps": -8}),
     ("total_timesteps", {"total_timesteps": 1_001}),  # not a multiple of the cycle (8)
+    ("total_timesteps", {"total_timesteps": 2**31}),  # past the int32 step counters
     ("buffer_size", {"buffer_size": 4}),  # smaller than num_envs=8
     ("batch_size", {"batch_size": 0}),
     ("batch_size", {"batch_size": 200_000}),  # larger than buffer_size
@@ -43,6 +46,7 @@ INVALID = [
     ("double_q", {"double_q": 1}),
     ("truncation_is_terminal", {"truncation_is_terminal": "no"}),
     ("target_update_period", {"target_update_period": 0}),
+    ("target_update_period", {"target_update_period": 50_000}),  # > the 49,750 updates
     ("target_tau", {"target_tau": 0.0}),
     ("target_tau", {"target_tau": 1.01}),
     ("exploration", {"exploration": "ucb"}),
@@ -106,6 +110,19 @@ def test_config_is_frozen_and_list_sizes_kept_as_tuple():
     hash(config)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.gamma = 0.5  # type: ignore[misc]
+
+
+def test_numpy_scalars_are_stored_as_the_same_python_values():
+    config = DQNConfig(
+        num_envs=np.int64(4),
+        gamma=np.float32(0.5),
+        double_q=np.bool_(False),
+        hidden_sizes=[np.int32(32), np.int64(16)],
+    )
+    assert config == DQNConfig(num_envs=4, gamma=0.5, double_q=False, hidden_sizes=(32, 16))
+    assert type(config.num_envs) is int and type(config.gamma) is float
+    assert type(config.double_q) is bool and {type(h) for h in config.hidden_sizes} == {int}
+    json.dumps(dataclasses.asdict(config))  # what the CLI writes to config.json
 
 
 @pytest.mark.parametrize(
