@@ -8,6 +8,7 @@ import os
 import jax
 import numpy as np
 
+from jaxdqn.devices import seed_sharding
 from jaxdqn.state import is_prng_key
 from jaxdqn.train import make_trainer
 
@@ -77,29 +78,39 @@ def device_memory_bytes(device: jax.Device | None = None) -> int | None:
 
 
 def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> int:
-    """Raises before compiling if ``num_seeds`` states of ``config`` cannot fit the device.
+    """Raises before compiling if ``num_seeds`` states of ``config`` cannot fit.
+
+    The seeds are spread as :func:`jaxdqn.seed_sharding` spreads them. Accelerators each
+    have their own memory, so the check is per device: the seeds one device holds against
+    its free memory. CPU devices share the host's memory, so there all seeds count.
 
     Args:
       config: a :class:`jaxdqn.DQNConfig`.
       num_seeds: seeds trained together (``jax.vmap``).
-      device: default ``jax.devices()[0]``.
+      device: the device to check; default ``jax.devices()[0]``.
 
     Returns:
-      The bytes the states need.
+      The bytes the states need on the most loaded device (on a CPU: in all).
 
     Raises:
       ValueError: naming the bytes needed, where they go and what the device has.
     """
+    device = device or jax.devices()[0]
     per_seed = state_bytes(config)
-    needed = num_seeds * per_seed
+    shared = device.platform == "cpu"
+    devices = 1 if shared else seed_sharding(num_seeds).num_devices
+    seeds_here = num_seeds // devices
+    needed = seeds_here * per_seed
     available = device_memory_bytes(device)
     if available is not None and needed > 0.9 * available:
         per_row = transition_bytes(config)
+        spread = "" if devices == 1 else f" ({seeds_here} on each of {devices} devices)"
         raise ValueError(
-            f"{num_seeds} seeds x {per_seed / 2**20:,.1f} MiB of state per seed need "
-            f"{needed / 2**30:,.2f} GiB, more than 90% of the {available / 2**30:,.2f} GiB "
-            f"free on {(device or jax.devices()[0]).device_kind}. The replay buffer takes "
-            f"{config.buffer_size:,} x {per_row:,.1f} bytes per seed: lower buffer_size or the "
-            f"seed count (at most {int(0.9 * available // per_seed):,} seeds fit)."
+            f"{num_seeds} seeds{spread} x {per_seed / 2**20:,.1f} MiB of state "
+            f"per seed need {needed / 2**30:,.2f} GiB, more than 90% of the "
+            f"{available / 2**30:,.2f} GiB free on {device.device_kind}. The replay buffer "
+            f"takes {config.buffer_size:,} x {per_row:,.1f} bytes per seed: lower buffer_size "
+            f"or the seed count (at most {devices * int(0.9 * available // per_seed):,} "
+            "seeds fit)."
         )
     return needed

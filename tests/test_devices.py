@@ -1,5 +1,5 @@
-"""Seeds spread over devices: the placement rule, bad input, and a sharded run that
-trains each seed exactly as the single-device program does."""
+"""Seeds spread over devices: the placement rule, bad input, a sharded run that trains
+each seed exactly as the single-device program does, and the memory check per device."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from conftest import TINY_CHAIN, jitted_train
 
 import jaxdqn
+from jaxdqn.memory import check_memory, state_bytes
 
 needs_two = pytest.mark.skipif(
     jax.local_device_count() < 2, reason="needs 2 devices (JAX_NUM_CPU_DEVICES=2)"
@@ -77,3 +78,28 @@ def test_cores_tip_only_when_seeds_share_one_cpu_device(platform_name, devices, 
     assert (hint is not None) == tip
     if tip:
         assert f"JAX_NUM_CPU_DEVICES={cores}" in hint
+
+
+class _FakeDevice:
+    """A device with ``free`` bytes of memory, as ``check_memory`` reads one."""
+
+    def __init__(self, platform: str, free: int):
+        self.platform, self.device_kind, self.free = platform, f"fake {platform}", free
+
+    def memory_stats(self):
+        return {"bytes_limit": self.free, "bytes_in_use": 0}
+
+
+@needs_two
+def test_memory_check_counts_what_each_accelerator_holds():
+    per_seed = state_bytes(TINY_CHAIN)
+    room_for_4 = int(4 * per_seed / 0.9) + 1
+    # Accelerators have their own memory: 8 seeds are 4 on each of the 2 devices.
+    assert check_memory(TINY_CHAIN, 8, _FakeDevice("gpu", room_for_4)) == 4 * per_seed
+    with pytest.raises(
+        ValueError, match=r"^10 seeds \(5 on each of 2 devices\) x .*at most 8 seeds fit"
+    ):
+        check_memory(TINY_CHAIN, 10, _FakeDevice("gpu", room_for_4))
+    # CPU devices share the host's memory: all 8 seeds count.
+    with pytest.raises(ValueError, match=r"^8 seeds x .*at most 4 seeds fit"):
+        check_memory(TINY_CHAIN, 8, _FakeDevice("cpu", room_for_4))
