@@ -66,6 +66,12 @@ def build_config(env_id: str, total_timesteps: int | None, overrides: list[str])
     """The preset of ``env_id`` (or the defaults for an env without one) with overrides."""
     base = get_preset(env_id) if env_id in PRESET_IDS else DQNConfig(env_id=env_id)
     changes = dict(parse_override(o) for o in overrides)
+    if "env_id" in changes:
+        raise ValueError(
+            f"--set env_id={changes['env_id']} is refused: use --env {changes['env_id']}, "
+            "which also loads that env's preset (the hyperparameters of the --env preset "
+            "would otherwise be kept)."
+        )
     if total_timesteps is not None:
         changes["total_timesteps"] = total_timesteps
     return dataclasses.replace(base, **changes)
@@ -92,7 +98,11 @@ def new_run_dir(parent: str | Path, env_id: str) -> Path:
 
 
 def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
-    """The config and seeds of a run folder written by ``jaxdqn train``."""
+    """The config and seeds of a run folder written by ``jaxdqn train``.
+
+    Raises:
+      ValueError: a folder without, or with unreadable, ``config.json`` / ``run.json``.
+    """
     run_dir = Path(run_dir)
     try:
         config = DQNConfig(**json.loads((run_dir / "config.json").read_text()))
@@ -100,6 +110,11 @@ def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
     except FileNotFoundError as error:
         raise ValueError(
             f"{run_dir} is not a jaxdqn run folder: {error.filename} is missing."
+        ) from None
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        # Unreadable, not JSON, a key DQNConfig does not know, no "seeds", a bad value.
+        raise ValueError(
+            f"{run_dir} is not a readable jaxdqn run folder: {type(error).__name__}: {error}"
         ) from None
     return config, seeds
 
@@ -111,8 +126,15 @@ def load_params(run_dir: str | Path, config: DQNConfig, seeds: list[int]) -> Any
         raise ValueError(f"{path} is missing: the run has not finished (resume it first).")
     keys = jax.vmap(jax.random.key)(np.asarray(seeds))
     template = jax.eval_shape(jax.vmap(make_trainer(config).init), keys).params
+    names = [jax.tree_util.keystr(p) for p, _ in jax.tree.leaves_with_path(template)]
     with np.load(path) as arrays:
-        leaves = [arrays[jax.tree_util.keystr(p)] for p, _ in jax.tree.leaves_with_path(template)]
+        missing = [name for name in names if name not in arrays.files]
+        if missing:
+            raise ValueError(
+                f"{path} does not match the network of {Path(run_dir) / 'config.json'}: "
+                f"it lacks {', '.join(missing)}."
+            )
+        leaves = [arrays[name] for name in names]
     return jax.tree.unflatten(jax.tree.structure(template), leaves)
 
 
@@ -122,10 +144,11 @@ def _run_setup(args: argparse.Namespace) -> tuple[Path, DQNConfig, list[int], bo
         config = build_config(args.env, args.total_timesteps, args.set)
         seeds = list(range(args.seed, args.seed + args.seeds))
         check_memory(config, len(seeds))  # before anything is written or compiled
+        environment = versions()
         run_dir = new_run_dir(args.out, config.env_id)
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
         (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
-        (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+        (run_dir / "versions.json").write_text(json.dumps(environment, indent=2))
         return run_dir, config, seeds, False
     given = [flag for flag, value in _RUN_FLAGS.items() if getattr(args, value) != _DEFAULTS[value]]
     if given:
@@ -153,12 +176,20 @@ def train_command(args: argparse.Namespace) -> int:
             state, meta = restore_checkpoint(
                 checkpoint_path(checkpoints, steps[-1]), jax.eval_shape(init, keys), config=config
             )
-            state = jax.device_put(state, sharding)
             start_steps = meta["step"]
             if start_steps >= config.total_timesteps:
-                print(f"jaxdqn: {run_dir} is complete; evaluating its final state again.")
+                if (run_dir / "summary.json").exists():
+                    raise ValueError(
+                        f"{run_dir} is complete ({start_steps:,} env steps); nothing to resume. "
+                        f"Evaluate it again with: jaxdqn eval {run_dir}"
+                    )
+                print(f"jaxdqn: {run_dir} finished training; evaluating its final state.")
+            state = jax.device_put(state, sharding)
             truncate_metrics(run_dir, seeds, start_steps)
     except ValueError as error:  # a bad setting or run folder: say what is wrong, no traceback
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # --out is a file, a folder that cannot be written, ...
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     platform_name = jax.devices()[0].platform
@@ -235,6 +266,7 @@ def train_command(args: argparse.Namespace) -> int:
     summary = {
         "env_id": config.env_id,
         "seeds": seeds,
+        "epsilon": config.eval_epsilon,
         "greedy_return": per_seed.tolist(),
         "greedy_return_mean": float(per_seed.mean()),
         "greedy_return_std": float(per_seed.std()),
@@ -257,14 +289,17 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def format_returns(summary: dict[str, Any]) -> list[str]:
-    """The per-seed greedy-return table and its mean ± std."""
+    """The per-seed return table (greedy, or ε-greedy when ``summary["epsilon"] > 0``)
+    and its mean ± std."""
     solved = summary["solved_return"]
-    lines = [f"{'seed':>6} {'greedy return':>14}" + ("  solved" if solved is not None else "")]
+    epsilon = summary.get("epsilon", 0.0)
+    policy = "greedy" if epsilon == 0 else f"ε={epsilon:g}"
+    lines = [f"{'seed':>6} {policy + ' return':>14}" + ("  solved" if solved is not None else "")]
     for seed, ret in zip(summary["seeds"], summary["greedy_return"], strict=True):
         mark = ("     yes" if ret >= solved else "      no") if solved is not None else ""
         lines.append(f"{seed:>6} {ret:>14.1f}{mark}")
     lines.append(
-        f"greedy return over {summary['eval_episodes']} episodes: "
+        f"{policy} return over {summary['eval_episodes']} episodes: "
         f"{summary['greedy_return_mean']:.1f} ± {summary['greedy_return_std']:.1f} "
         "(mean ± std over seeds)"
     )
@@ -295,12 +330,14 @@ def eval_command(args: argparse.Namespace) -> int:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, args.eval_seed))(keys)
-    returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, args.episodes, args.epsilon)))(
+    epsilon = config.eval_epsilon if args.epsilon is None else args.epsilon
+    returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, args.episodes, epsilon)))(
         params, eval_keys
     )
     per_seed = np.asarray(returns.mean(axis=1))
     summary = {
         "seeds": seeds,
+        "epsilon": epsilon,
         "greedy_return": per_seed.tolist(),
         "greedy_return_mean": float(per_seed.mean()),
         "greedy_return_std": float(per_seed.std()),
@@ -316,8 +353,9 @@ def plot_command(args: argparse.Namespace) -> int:
     from jaxdqn.plotting import plot_runs  # matplotlib is imported only for this command
 
     try:
+        _refuse_existing(args.out, args.overwrite)
         out = plot_runs(args.run_dirs, args.out, metric=args.metric)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
@@ -335,12 +373,22 @@ def export_command(args: argparse.Namespace) -> int:
             lambda x: x[seeds.index(args.seed)], load_params(args.run_dir, config, seeds)
         )
         out = Path(args.out) if args.out else Path(args.run_dir) / f"policy_seed{args.seed}.npz"
+        _refuse_existing(out, args.overwrite)
         export_policy(config, params, out, seed=args.seed)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out} (load it with jaxdqn/numpy_policy.py, which needs only NumPy)")
     return 0
+
+
+def _refuse_existing(path: str | Path, overwrite: bool) -> None:
+    """Raises ValueError if ``path`` exists and ``overwrite`` was not given."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder: give a file name.")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists: choose another --out, or pass --overwrite.")
 
 
 # Flags that choose a new run's config and seeds; --resume refuses them.
@@ -358,6 +406,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is invalid: must be in [0, 1]")
     return value
 
 
@@ -405,7 +460,12 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate_cmd = commands.add_parser("eval", help="evaluate a finished run greedily, per seed")
     evaluate_cmd.add_argument("run_dir")
     evaluate_cmd.add_argument("--episodes", type=_positive, default=100)
-    evaluate_cmd.add_argument("--epsilon", type=float, default=None, help="default: greedy")
+    evaluate_cmd.add_argument(
+        "--epsilon",
+        type=_probability,
+        default=None,
+        help="ε of the ε-greedy policy (default: the run's eval_epsilon, 0 = greedy)",
+    )
     evaluate_cmd.add_argument("--eval-seed", type=int, default=1, help="folded into each key")
     evaluate_cmd.set_defaults(func=eval_command)
 
@@ -413,12 +473,14 @@ def make_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", default="learning_curves.png", help="PNG file to write")
     plot.add_argument("--metric", default="episode_return", help="metric on the y axis")
+    plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=plot_command)
 
     export = commands.add_parser("export", help="write one seed's policy as a NumPy .npz")
     export.add_argument("run_dir")
     export.add_argument("--seed", type=int, default=0, help="which trained seed (default 0)")
     export.add_argument("--out", default=None, help="default: RUN_DIR/policy_seed<SEED>.npz")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     export.set_defaults(func=export_command)
     return parser
 

@@ -21,15 +21,19 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
     Args:
       config: the :class:`jaxdqn.DQNConfig` the params were trained with.
       params: flax variables of one seed (no seed axis), as in ``TrainState.params``.
-      path: the ``.npz`` file to write (its folder is created).
+      path: the file to write; must end in ``.npz`` (its folder is created).
       seed: recorded in the metadata.
 
     Returns:
       The path written.
 
     Raises:
-      ValueError: params whose layers do not match the config's network.
+      ValueError: a path not ending in ``.npz`` (``np.savez`` would append it), or params
+        whose layers do not match the config's network.
     """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"path={str(path)!r} is invalid: must end in .npz.")
     obs_shape, obs_dtype, num_actions = env_spec(config.env_id)
     network = type(make_q_network(config)).__name__
     cnn = network == "CNNQNetwork"
@@ -73,7 +77,6 @@ def export_policy(config, params: Any, path: str | os.PathLike, seed: int | None
         "seed": seed,
         "jaxdqn_version": jaxdqn.__version__,
     }
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,

@@ -98,6 +98,13 @@ def test_plot_writes_png(tiny_run, tmp_path, capsys):
     out = tmp_path / "curves.png"
     assert cli.main(["plot", str(tiny_run[0]), str(tiny_run[0]), "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    # An existing file is kept unless --overwrite says otherwise.
+    out.write_bytes(b"mine")
+    assert cli.main(["plot", str(tiny_run[0]), "--out", str(out)]) == 2
+    assert "exists: choose another --out, or pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"mine"
+    assert cli.main(["plot", str(tiny_run[0]), "--out", str(out), "--overwrite"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli.main(["plot", str(tiny_run[0]), "--metric", "nope"]) == 2
     assert "metric='nope' is invalid" in capsys.readouterr().err
 
@@ -123,3 +130,61 @@ def test_train_bad_seed_count(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--seeds", "0"])
     assert "argument --seeds: 0 is invalid: must be >= 1" in capsys.readouterr().err
+
+
+def test_eval_epsilon_is_checked_and_named_in_the_table(tiny_run, capsys):
+    for bad in ("1.5", "-0.1", "nan"):
+        with pytest.raises(SystemExit):
+            cli.main(["eval", str(tiny_run[0]), "--epsilon", bad])
+        assert f"argument --epsilon: {bad} is invalid: must be in [0, 1]" in capsys.readouterr().err
+    assert cli.main(["eval", str(tiny_run[0]), "--episodes", "2", "--epsilon", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "ε=0.5 return over 2 episodes" in out and "greedy" not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "why"),
+    [
+        ("config.json", '{"gama": 0.9}', "TypeError"),  # a field DQNConfig does not have
+        ("config.json", "not json", "JSONDecodeError"),
+        ("run.json", "{}", "KeyError"),  # no seeds
+    ],
+)
+def test_broken_run_folder_is_a_clear_error(tiny_run, tmp_path, capsys, name, text, why):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    (run_dir / name).write_text(text)
+    for command in (["eval"], ["export"], ["train", "--resume"]):
+        assert cli.main([*command, str(run_dir)]) == 2
+        assert f"{run_dir} is not a readable jaxdqn run folder: {why}" in capsys.readouterr().err
+
+
+def test_params_of_another_network_is_a_clear_error(tiny_run, tmp_path, capsys):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    np.savez(run_dir / "params.npz", other=np.zeros(1))
+    assert cli.main(["eval", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "params.npz does not match the network of" in err and "lacks ['params']" in err
+
+
+def test_resume_of_a_finished_run_changes_nothing(tiny_run, tmp_path, capsys):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert cli.main(["train", "--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "is complete (800 env steps); nothing to resume" in err
+    assert f"jaxdqn eval {run_dir}" in err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_train_refuses_env_id_in_set(tmp_path, capsys):
+    assert cli.main(["train", "--set", "env_id=Acrobot-v1", "--out", str(tmp_path)]) == 2
+    assert "use --env Acrobot-v1, which also loads that env's preset" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    assert cli.main(["train", "--out", str(out)]) == 2
+    assert "jaxdqn: error: " in capsys.readouterr().err
+    assert out.read_text() == "mine" and list(tmp_path.iterdir()) == [out]

@@ -91,6 +91,16 @@ def test_exported_run_acts_without_jax(tiny_run, tmp_path, capsys):
     assert cli.main(["export", str(run_dir), "--seed", "1", "--out", str(policy_file)]) == 0
     assert cli.main(["export", str(run_dir), "--seed", "5"]) == 2
     assert "--seed=5 is invalid: the run trained seeds [0, 1]" in capsys.readouterr().err
+    # An existing file is kept unless --overwrite; only .npz paths (np.savez adds .npz).
+    written = policy_file.read_bytes()
+    assert cli.main(["export", str(run_dir), "--seed", "0", "--out", str(policy_file)]) == 2
+    assert "exists: choose another --out, or pass --overwrite" in capsys.readouterr().err
+    assert policy_file.read_bytes() == written
+    assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "policy.bin")]) == 2
+    assert "must end in .npz" in capsys.readouterr().err
+    assert not (tmp_path / "policy.bin").exists() and not (tmp_path / "policy.bin.npz").exists()
+    overwrite = ["--seed", "1", "--out", str(policy_file), "--overwrite"]
+    assert cli.main(["export", str(run_dir), *overwrite]) == 0
     config, _ = cli.load_run(run_dir)
     obs = np.arange(6, dtype=np.float32).reshape(6, 1)
     np.save(tmp_path / "obs.npy", obs)
