@@ -78,15 +78,19 @@ def grid_config(num_envs: int, steps: int) -> jaxdqn.DQNConfig:
     cycle = math.lcm(num_envs, base.train_frequency)
     total = max(2, round(steps / cycle)) * cycle
     learning_starts = math.ceil(base.batch_size / cycle) * cycle
-    return dataclasses.replace(
+    resized = dataclasses.replace(
         base,
         num_envs=num_envs,
         total_timesteps=total,
         learning_starts=learning_starts,
         buffer_size=min(base.buffer_size, total),
         exploration_steps=total // 2,
+        target_update_period=1,
         log_interval=None,
     )
+    # The preset's target period, or once per run when the run has fewer updates.
+    period = min(base.target_update_period, resized.total_updates())
+    return dataclasses.replace(resized, target_update_period=period)
 
 
 def rollout_part(config):
@@ -307,7 +311,8 @@ def main() -> None:
         args.long_repeats = 1
         args.reference_seeds = args.preset_seeds = [2]
         small = {"total_timesteps": 2_000, "learning_starts": 1_000, "buffer_size": 2_000,
-                 "exploration_steps": 1_000, "log_interval": None}  # fmt: skip
+                 "exploration_steps": 1_000, "target_update_period": 20,
+                 "log_interval": None}  # fmt: skip
         reference = dataclasses.replace(reference, **small)
         preset = dataclasses.replace(preset, **{**small, "total_timesteps": 2_000})
     rows = []

@@ -93,7 +93,7 @@ def test_auto_network_picks_cnn_for_images_and_minatar_presets_train():
         assert type(jaxdqn.make_q_network(config)).__name__ == "CNNQNetwork"
     config = dataclasses.replace(
         jaxdqn.get_preset("Breakout-MinAtar"), total_timesteps=640, learning_starts=320,
-        buffer_size=640, log_interval=320, exploration_steps=320,
+        buffer_size=640, log_interval=320, exploration_steps=320, target_update_period=40,
     )  # fmt: skip
     state, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
     assert state.buffer.rows.data.obs.dtype == jnp.bool_  # 400 bytes per observation, not 1,600
