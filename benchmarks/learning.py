@@ -8,7 +8,7 @@ and wall seconds (compile included and excluded) at the first point where *every
 greedy mean reaches the solve threshold. Writes a PNG (return vs env steps and vs wall
 seconds) and JSON per preset under ``benchmarks/results/``.
 
-    python benchmarks/learning.py                        # every preset, 16 seeds
+    python benchmarks/learning.py                        # CartPole and Acrobot presets, 16 seeds
     python benchmarks/learning.py --env CartPole-v1 --seeds 8 --evals 10
     python benchmarks/learning.py --env CartPole-v1 --set n_step=3 --set dueling=true \
         --name all-features                             # a preset with overrides

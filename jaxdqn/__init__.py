@@ -7,7 +7,7 @@ from jaxdqn.devices import seed_sharding
 from jaxdqn.envs import ENV_IDS, make_env
 from jaxdqn.evaluate import evaluate
 from jaxdqn.hyperparams import Hyperparams, hyperparams, sweep
-from jaxdqn.learner import make_optimizer, sync_target
+from jaxdqn.learner import sync_target
 from jaxdqn.networks import make_q_network
 from jaxdqn.presets import PRESET_IDS, get_preset
 from jaxdqn.state import TrainState, Transition
@@ -30,7 +30,6 @@ __all__ = [
     "hyperparams",
     "losses",
     "make_env",
-    "make_optimizer",
     "make_q_network",
     "make_replay_buffer",
     "make_train",

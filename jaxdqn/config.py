@@ -52,7 +52,8 @@ class DQNConfig:
       total_timesteps: env steps per seed, summed over the ``num_envs`` envs (at most
         ``2**31 - 1``: the step counters are int32).
       buffer_size: replay capacity in transitions (per seed). ``buffer_size=num_envs``
-        with ``batch_size=num_envs`` is "no replay": learn from the latest step only.
+        with ``batch_size=num_envs`` is "no replay": each batch is drawn (with
+        replacement) from the latest vectorised step only.
       batch_size: transitions per gradient update.
       learning_starts: env steps collected before learning; one update event is due at
         every ``train_frequency``-th env step strictly after it (the SB3 convention).

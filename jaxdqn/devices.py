@@ -10,7 +10,7 @@ the cores, and for the many small operations of a DQN step, handing them between
 costs more than it gains (the CartPole preset, 8 seeds x 16k steps: 13.9 s on 2 cores,
 12.3 s pinned to one with ``taskset -c 0``). With ``JAX_NUM_CPU_DEVICES=2`` each core
 trains half of the seeds: the preset's 8 seeds x 200k steps took 89.8 s instead of
-159.3 s (``benchmarks/results/throughput_cpu*.json``). ``jaxdqn train``, the benchmarks
+159.2 s (``benchmarks/results/throughput_cpu*.json``). ``jaxdqn train``, the benchmarks
 and the learning tests spread their seeds this way whenever more than one device is
 visible.
 """

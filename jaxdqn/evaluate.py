@@ -33,7 +33,13 @@ def evaluate(
       float32 ``[num_episodes]``: the undiscounted return of each episode.
 
     Examples:
-      >>> returns = jaxdqn.evaluate(config, state.params, jax.random.key(1), 100)
+      >>> import dataclasses, jax, jaxdqn
+      >>> preset = jaxdqn.get_preset("CartPole-v1")
+      >>> config = dataclasses.replace(preset, total_timesteps=20_000, exploration_steps=10_000)
+      >>> state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
+      >>> evaluate = jax.jit(lambda p, k: jaxdqn.evaluate(config, p, k, 100))
+      >>> evaluate(state.params, jax.random.key(1)).shape
+      (100,)
     """
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
         raise ValueError(f"num_episodes={num_episodes!r} is invalid: must be a positive int.")

@@ -35,7 +35,7 @@ class Hyperparams(NamedTuple):
     target_tau: jax.Array  # float32: step of each target sync
     target_update_period: jax.Array  # int32: gradient updates between target syncs
     exploration_start: jax.Array  # float32: ε or temperature at count 0
-    exploration_end: jax.Array  # float32
+    exploration_end: jax.Array  # float32: ε or temperature at the end of the schedule
     exploration_steps: jax.Array  # int32: length of the linear schedule
     exploration_decay: jax.Array  # float32: factor of the exponential schedule
 
@@ -45,7 +45,15 @@ _DTYPES = {"target_update_period": np.int32, "exploration_steps": np.int32}
 
 
 def hyperparams(config) -> Hyperparams:
-    """The traced fields of ``config`` as scalar arrays (what ``init`` uses by default)."""
+    """The traced fields of ``config`` as scalar arrays (what ``init`` uses by default).
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig`.
+
+    Returns:
+      :class:`Hyperparams` of shape ``[]`` leaves: float32, except int32
+      ``target_update_period`` and ``exploration_steps``.
+    """
     return Hyperparams(
         **{f: jnp.asarray(getattr(config, f), _DTYPES.get(f, np.float32)) for f in TRACED_FIELDS}
     )

@@ -31,7 +31,15 @@ def make_optimizer(config) -> optax.GradientTransformation:
 
     The step size is applied by the gradient update, as ``learning_rate_at(...)`` times
     this direction (every optimizer here scales its direction by the learning rate last),
-    so the learning rate can be a traced value of a sweep.
+    so the learning rate can be a traced value of a sweep. Not an optimizer to use on
+    its own: applied as it is, it would step at learning rate 1.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig` (``optimizer``, ``optimizer_eps``,
+        ``max_grad_norm``).
+
+    Returns:
+      An ``optax.GradientTransformation`` whose updates have the params' shapes.
     """
     eps = config.optimizer_eps
     optimizer = {
@@ -114,7 +122,7 @@ def td_errors(
 
 def make_gradient_step(
     config, q_network: nn.Module, optimizer: optax.GradientTransformation
-) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array], jax.Array]]:
     """One DQN gradient update on a given batch: TD loss, optimizer step, target sync.
 
     Returns:

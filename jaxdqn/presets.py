@@ -1,4 +1,7 @@
-"""Tuned configs that are proven (by tests and benchmarks) to solve their environments."""
+"""Tuned configs. CartPole-v1, Acrobot-v1 and ChainWalk-v0 are proven to solve their
+environments by the learning tests (``tests/test_learning.py``); the MinAtar presets are
+starting points (see ``benchmarks/results/learning_Breakout-MinAtar_cpu.json``), not yet
+proven over their full budget."""
 
 from __future__ import annotations
 
@@ -126,6 +129,12 @@ def get_preset(env_id: str) -> DQNConfig:
     """The tuned :class:`DQNConfig` for ``env_id``.
 
     Change fields with ``dataclasses.replace(get_preset(...), total_timesteps=...)``.
+
+    Args:
+      env_id: one of :data:`PRESET_IDS`.
+
+    Returns:
+      The preset's frozen, validated config.
 
     Raises:
       ValueError: if there is no preset for ``env_id`` (lists those there are).

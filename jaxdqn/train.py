@@ -297,7 +297,8 @@ def make_train(config) -> Callable[..., tuple[TrainState, Metrics]]:
 
     Examples:
       >>> import dataclasses, jax, jaxdqn
-      >>> config = dataclasses.replace(jaxdqn.get_preset("CartPole-v1"), total_timesteps=20_000)
+      >>> preset = jaxdqn.get_preset("CartPole-v1")
+      >>> config = dataclasses.replace(preset, total_timesteps=20_000, exploration_steps=10_000)
       >>> train = jax.jit(jax.vmap(jaxdqn.make_train(config)))
       >>> states, metrics = train(jax.random.split(jax.random.key(0), 4))
       >>> metrics["episode_return"].shape  # [seeds, log points]
