@@ -289,9 +289,11 @@ def make_train(config) -> Callable[..., tuple[TrainState, Metrics]]:
       ``train(key, hparams=None) -> (TrainState, metrics)``; ``hparams`` is a
       :class:`jaxdqn.Hyperparams` (default: the config's values), so
       ``jax.vmap(train)(keys, hparams)`` sweeps learning rate, gamma, target sync and
-      exploration in one compiled program (see :func:`jaxdqn.sweep`). ``metrics`` maps each name in
-      ``METRIC_NAMES`` to an array ``[config.num_log_points()]`` (one row per log
-      window; ``jax.vmap`` adds a leading seed axis). Means over a window with no completed
+      exploration in one compiled program. Build ``hparams`` with :func:`jaxdqn.sweep`,
+      which validates every value: inside the program they are traced and not checked.
+      ``metrics`` maps each name in ``METRIC_NAMES`` to an array
+      ``[config.num_log_points()]`` (one row per log window; ``jax.vmap`` adds a leading
+      seed axis). Means over a window with no completed
       episode (``episode_return``, ``episode_length``) or no update (``loss``, ...) are NaN.
       Nothing is compiled until the caller jits it.
 
