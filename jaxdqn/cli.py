@@ -186,10 +186,9 @@ def train_command(args: argparse.Namespace) -> int:
                 print(f"jaxdqn: {run_dir} finished training; evaluating its final state.")
             state = jax.device_put(state, sharding)
             truncate_metrics(run_dir, seeds, start_steps)
-    except ValueError as error:  # a bad setting or run folder: say what is wrong, no traceback
-        print(f"jaxdqn: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # --out is a file, a folder that cannot be written, ...
+    except (ValueError, OSError) as error:
+        # A bad setting or run folder, an --out that is a file or cannot be written: say
+        # what is wrong, no traceback.
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     platform_name = jax.devices()[0].platform
