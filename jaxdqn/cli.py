@@ -291,7 +291,7 @@ def format_returns(summary: dict[str, Any]) -> list[str]:
     """The per-seed return table (greedy, or ε-greedy when ``summary["epsilon"] > 0``)
     and its mean ± std."""
     solved = summary["solved_return"]
-    epsilon = summary.get("epsilon", 0.0)
+    epsilon = summary["epsilon"]
     policy = "greedy" if epsilon == 0 else f"ε={epsilon:g}"
     lines = [f"{'seed':>6} {policy + ' return':>14}" + ("  solved" if solved is not None else "")]
     for seed, ret in zip(summary["seeds"], summary["greedy_return"], strict=True):

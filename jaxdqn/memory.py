@@ -97,8 +97,7 @@ def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> in
     """
     device = device or jax.devices()[0]
     per_seed = state_bytes(config)
-    shared = device.platform == "cpu"
-    devices = 1 if shared else seed_sharding(num_seeds).num_devices
+    devices = 1 if device.platform == "cpu" else seed_sharding(num_seeds).num_devices
     seeds_here = num_seeds // devices
     needed = seeds_here * per_seed
     available = device_memory_bytes(device)
