@@ -23,7 +23,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def machine() -> dict[str, Any]:
     """The device and library versions (as ``jaxdqn train`` records them), plus the host."""
-    from jaxdqn.cli import versions
+    from jaxdqn.host.driver import versions
 
     device = jax.devices()[0]
     return {

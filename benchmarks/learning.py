@@ -27,8 +27,8 @@ import numpy as np
 from common import RESULTS, device_slug, write_results
 
 import jaxdqn
-from jaxdqn.cli import build_config
-from jaxdqn.plotting import mean_interval
+from jaxdqn.host.driver import EVAL_SEED, build_config
+from jaxdqn.host.plotting import mean_interval
 from jaxdqn.presets import SOLVED_RETURN
 
 
@@ -52,7 +52,7 @@ def learning_curve(
     )
     chunk = chunk.lower(state).compile()
     evaluate = jax.jit(jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes)))
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, EVAL_SEED))(keys)
     evaluate = evaluate.lower(state.params, eval_keys).compile()
     compile_s = time.perf_counter() - start
     steps, wall, returns = [], [], []

@@ -25,8 +25,8 @@ import jax
 from common import median, print_table, timed, write_results
 
 import jaxdqn
-from jaxdqn.checkpoint import save_checkpoint
-from jaxdqn.monitor import MetricsWriter, Progress, run_chunks
+from jaxdqn.host.checkpoint import save_checkpoint
+from jaxdqn.host.monitor import MetricsWriter, Progress, run_chunks
 
 
 class _Terminal(io.StringIO):

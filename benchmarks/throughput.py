@@ -39,13 +39,14 @@ import jax.numpy as jnp
 from common import median, print_table, timed, write_results
 
 import jaxdqn
-from jaxdqn.envs import env_spec, make_env, max_episode_steps
-from jaxdqn.learner import make_gradient_step, make_optimizer
-from jaxdqn.memory import check_memory, pairs_f32_transition_bytes, state_bytes, transition_bytes
-from jaxdqn.networks import make_q_network
-from jaxdqn.prioritized import sum_tree_init, sum_tree_sample, sum_tree_set, sum_tree_set_new
-from jaxdqn.replay import make_replay, n_step_batch
-from jaxdqn.state import Batch, Transition
+from jaxdqn.core.actor import reset_envs, step_envs
+from jaxdqn.core.types import Batch, Transition
+from jaxdqn.host.memory import (
+    check_memory,
+    pairs_f32_transition_bytes,
+    state_bytes,
+    transition_bytes,
+)
 
 # CleanRL's dqn_jax.py CartPole-v1 defaults (also PureJaxRL's): the setup most JAX DQN
 # numbers are quoted for. Hard target copy every 500 env steps = every 50 updates here.
@@ -95,23 +96,18 @@ def grid_config(num_envs: int, steps: int) -> jaxdqn.DQNConfig:
 
 def rollout_part(config):
     """The run's vectorised env steps with random actions, for one seed."""
-    env, env_params = make_env(config.env_id)
-    _, _, num_actions = env_spec(config.env_id)
+    bound = jaxdqn.build(config).env
     n = config.num_envs
 
     def run(key):
         key, key_reset = jax.random.split(key)
-        _, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(key_reset, n), env_params
-        )
+        _, env_state = reset_envs(bound, key_reset, n)
 
         def step(carry, _):
             key, env_state, total = carry
             key, key_act, key_step = jax.random.split(key, 3)
-            actions = jax.random.randint(key_act, (n,), 0, num_actions)
-            _, env_state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(key_step, n), env_state, actions, env_params
-            )
+            actions = jax.random.randint(key_act, (n,), 0, bound.spec.num_actions)
+            _, env_state, reward, _, _, info = step_envs(bound, key_step, env_state, actions)
             total = total + jnp.sum(reward) + jnp.sum(info["final_observation"])
             return (key, env_state, total), None
 
@@ -123,48 +119,41 @@ def rollout_part(config):
 
 
 def replay_part(config):
-    """The run's replay adds (every env step) and samples (every update), for one seed;
-    with ``config.prioritized`` also the sum tree's draws and priority sets (new rows at
-    the largest priority, drawn rows at new ones)."""
-    _, env_params = make_env(config.env_id)
-    time_limit = max_episode_steps(env_params)
-    replay = make_replay(config.buffer_size, config.num_envs, time_limit)
-    obs_shape, obs_dtype, _ = env_spec(config.env_id)
+    """The run's replay adds (every env step), samples and priority updates (every
+    update), for one seed, through the run's own replay component (uniform or
+    prioritized as the config says)."""
+    parts = jaxdqn.build(config)
+    replay, spec = parts.replay, parts.env.spec
+    time_limit = spec.max_episode_steps
     n, warmup = config.num_envs, config.learning_starts // config.cycle_env_steps()
 
     def run(key):
         rows = Transition(
-            obs=jnp.zeros((n, *obs_shape), obs_dtype),
+            obs=jnp.zeros((n, *spec.obs_shape), spec.obs_dtype),
             action=jnp.zeros(n, jnp.int32),
             reward=jnp.ones(n, jnp.float32),
             terminated=jnp.zeros(n, bool),
             truncated=jnp.zeros(n, bool),
-            next_obs=jnp.ones((n, *obs_shape), obs_dtype),
+            next_obs=jnp.ones((n, *spec.obs_shape), spec.obs_dtype),
         )
 
         def add(carry, t):
-            state, tree, total = carry
+            state, total = carry
             # Every env truncated at its time limit, as often as the ring allows.
             step_rows = rows._replace(
-                obs=rows.obs + t.astype(obs_dtype),
+                obs=rows.obs + t.astype(spec.obs_dtype),
                 truncated=jnp.full(n, t % time_limit == time_limit - 1),
             )
-            if config.prioritized:
-                tree = sum_tree_set_new(tree, replay.write_slots(state))
-            return (replay.add(state, step_rows), tree, total), None
+            return (replay.add(state, step_rows), total), None
 
         def sample(carry, key):
-            state, tree, total = carry
-            if config.prioritized:
-                slots, probabilities = sum_tree_sample(tree, key, config.batch_size)
-            else:
-                slots = replay.sample_slots(state, key, config.batch_size)
-            batch = n_step_batch(state, slots, n=config.n_step, gamma=config.gamma)
-            total += sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(batch))
-            if config.prioritized:
-                # The drawn rows' new priorities, from numbers the draw produced.
-                tree = sum_tree_set(tree, slots, probabilities + batch.reward)
-            return (state, tree, total), None
+            state, total = carry
+            drawn = replay.sample(state, key, config.gamma, 0.5)
+            total += sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(drawn.batch))
+            # New priorities from numbers the draw produced (a no-op for uniform replay).
+            td = drawn.batch.reward + drawn.batch.weight
+            state = replay.update_priorities(state, drawn.slots, td, jnp.bool_(True))
+            return (state, total), None
 
         def cycle(carry, xs, learn: bool):
             t, key = xs
@@ -175,8 +164,7 @@ def replay_part(config):
                 carry, _ = jax.lax.scan(sample, carry, keys)
             return carry, None
 
-        tree = sum_tree_init(config.buffer_size) if config.prioritized else None
-        carry = (replay.init(rows.obs[0]), tree, jnp.float32(0.0))
+        carry = (replay.init(rows.obs[0]), jnp.float32(0.0))
         cycles = jnp.arange(config.num_cycles())
         keys = jax.random.split(key, config.num_cycles())
         carry, _ = jax.lax.scan(
@@ -185,27 +173,26 @@ def replay_part(config):
         carry, _ = jax.lax.scan(
             lambda c, x: cycle(c, x, True), carry, (cycles[warmup:], keys[warmup:])
         )
-        return carry[2]
+        return carry[1]
 
     return run
 
 
 def updates_part(config):
-    """The run's gradient updates on one fixed batch, for one seed."""
-    q_network = make_q_network(config)
-    optimizer = make_optimizer(config)
-    gradient_step = make_gradient_step(config, q_network, optimizer)
-    obs_shape, obs_dtype, num_actions = env_spec(config.env_id)
-    trainer = jaxdqn.make_trainer(config)
+    """The run's gradient updates on one fixed batch, for one seed, through the run's own
+    learner."""
+    parts = jaxdqn.build(config)
+    spec = parts.env.spec
+    init = jaxdqn.make_trainer(config).init
 
     def run(key):
         key_init, key_obs, key_act = jax.random.split(key, 3)
-        state = trainer.init(key_init)._replace(buffer=None, env_state=None)
+        start = init(key_init)
         b = config.batch_size
-        obs = jax.random.normal(key_obs, (2, b, *obs_shape)).astype(obs_dtype)
+        obs = jax.random.normal(key_obs, (2, b, *spec.obs_shape)).astype(spec.obs_dtype)
         batch = Batch(
             obs=obs[0],
-            action=jax.random.randint(key_act, (b,), 0, num_actions),
+            action=jax.random.randint(key_act, (b,), 0, spec.num_actions),
             reward=jnp.ones(b, jnp.float32),
             discount=jnp.where(jnp.arange(b) % 50 == 0, 0.0, config.gamma),
             next_obs=obs[1],
@@ -213,10 +200,10 @@ def updates_part(config):
         )
 
         def step(state, _):
-            state, stats, _ = gradient_step(state, batch)
-            return state, stats["loss"]
+            state, stats, _ = parts.learner.update(state, batch, start.hparams)
+            return state, stats.loss
 
-        state, losses = jax.lax.scan(step, state, None, config.total_updates())
+        state, losses = jax.lax.scan(step, start.learner, None, config.total_updates())
         return state.params, jnp.sum(losses)
 
     return run

@@ -4,7 +4,7 @@
     jaxdqn export runs/CartPole-v1-<time> --seed 0    # writes .../policy_seed0.npz
     python examples/numpy_policy_gymnasium.py runs/CartPole-v1-<time>/policy_seed0.npz
 
-The policy is read by ``jaxdqn/numpy_policy.py``, which imports NumPy alone; this script
+The policy is read by ``jaxdqn/host/numpy_policy.py``, which imports NumPy alone; this script
 loads that file by path, so it runs where the jaxdqn package (and JAX) is not installed:
 copy ``numpy_policy.py`` and the ``.npz`` anywhere. Gymnasium's CartPole-v1 and
 Acrobot-v1 have the same dynamics as the gymnax ports jaxdqn trains on.
@@ -19,7 +19,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-POLICY_MODULE = Path(__file__).resolve().parents[1] / "jaxdqn" / "numpy_policy.py"
+POLICY_MODULE = Path(__file__).resolve().parents[1] / "jaxdqn" / "host" / "numpy_policy.py"
 
 
 def load_policy_class(module_path: Path):

@@ -86,7 +86,7 @@ SETUPS = {
 
 def q_table(config: jaxdqn.DQNConfig, params) -> jax.Array:
     """Q-values ``[6, 2]`` of all chain states for one seed's params."""
-    return jaxdqn.make_q_network(config).apply(params, chain_walk_observations())
+    return jaxdqn.build(config).q_network.apply(params, chain_walk_observations())
 
 
 def assess(config: jaxdqn.DQNConfig, params) -> tuple[np.ndarray, np.ndarray]:

@@ -1,37 +1,57 @@
-"""jaxdqn: Deep Q-Learning in JAX, one compiled XLA program per run, vmapped over seeds."""
+"""jaxdqn: Deep Q-Learning in JAX, one compiled XLA program per run, vmapped over seeds.
 
-from jaxdqn import losses
-from jaxdqn.buffer import ReplayBuffer, ReplayBufferState, make_replay_buffer
+Layout: ``jaxdqn.core`` holds what runs inside the compiled program (pure functions over
+pytrees: networks, losses, exploration, the actor, the replay, the learner, the loop
+skeleton); ``jaxdqn.envs`` binds environments; ``jaxdqn.host`` holds what runs on the host
+between compiled chunks (the run driver, checkpoints, metrics files, devices, export, the
+command line). ``DQNConfig`` is the user-facing record and ``jaxdqn.dqn`` turns it into
+components.
+"""
+
 from jaxdqn.config import DQNConfig
-from jaxdqn.devices import seed_sharding
-from jaxdqn.envs import ENV_IDS, make_env
-from jaxdqn.evaluate import evaluate
-from jaxdqn.hyperparams import Hyperparams, hyperparams, sweep
-from jaxdqn.learner import sync_target
-from jaxdqn.networks import make_q_network
+from jaxdqn.core import exploration, losses
+from jaxdqn.core.circular_buffer import CircularBuffer, CircularBufferState, make_circular_buffer
+from jaxdqn.core.learner import Learner, make_learner, sync_target
+from jaxdqn.core.loop import Trainer, TrainState
+from jaxdqn.core.networks import make_q_network
+from jaxdqn.core.replay import Replay, ReplayState, make_replay
+from jaxdqn.core.types import Batch, Transition
+from jaxdqn.dqn import Components, build, evaluate, make_train, make_trainer
+from jaxdqn.envs import ENV_IDS, BoundEnv, EnvSpec, bind_env, make_env
+from jaxdqn.host.devices import seed_sharding
+from jaxdqn.hyperparams import Hyperparams, sweep
 from jaxdqn.presets import PRESET_IDS, get_preset
-from jaxdqn.state import TrainState, Transition
-from jaxdqn.train import Trainer, make_train, make_trainer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ENV_IDS",
     "PRESET_IDS",
+    "Batch",
+    "BoundEnv",
+    "CircularBuffer",
+    "CircularBufferState",
+    "Components",
     "DQNConfig",
+    "EnvSpec",
     "Hyperparams",
-    "ReplayBuffer",
-    "ReplayBufferState",
+    "Learner",
+    "Replay",
+    "ReplayState",
     "TrainState",
     "Trainer",
     "Transition",
+    "bind_env",
+    "build",
     "evaluate",
+    "exploration",
     "get_preset",
-    "hyperparams",
     "losses",
+    "make_circular_buffer",
     "make_env",
+    "make_learner",
     "make_q_network",
-    "make_replay_buffer",
+    "make_replay",
     "make_train",
     "make_trainer",
     "seed_sharding",

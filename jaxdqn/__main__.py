@@ -1,7 +1,7 @@
-"""``python -m jaxdqn``: the command line (see :mod:`jaxdqn.cli`)."""
+"""``python -m jaxdqn``: the command line (see :mod:`jaxdqn.host.cli`)."""
 
 import sys
 
-from jaxdqn.cli import main
+from jaxdqn.host.cli import main
 
 sys.exit(main())

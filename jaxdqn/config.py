@@ -1,7 +1,9 @@
 """``DQNConfig``: every hyperparameter of a run, frozen and validated when it is built.
 
-A config is checked completely in ``__post_init__``: a bad value raises ``ValueError``
-naming the field, the value and what is allowed, before anything is traced or compiled.
+A config is checked in ``__post_init__``: a bad value raises ``ValueError`` naming the
+field, the value and what is allowed, before anything is traced or compiled. The few
+checks that need the environment (discrete actions; a CNN needs image observations) run
+when the environment is bound (:func:`jaxdqn.build`), still before anything is traced.
 
 Counting units are explicit: ``total_timesteps``, ``learning_starts``,
 ``train_frequency`` and (by default) the exploration schedule count *env steps summed
@@ -24,16 +26,13 @@ from typing import Literal
 
 import numpy as np
 
-from jaxdqn.envs import check_env_id, env_spec
-
-LOSSES = ("huber", "l2")
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-LEARNING_RATE_SCHEDULES = ("constant", "linear")
-EXPLORATIONS = ("epsilon_greedy", "boltzmann")
-EXPLORATION_SCHEDULES = ("linear", "exponential", "constant")
-EXPLORATION_UNITS = ("env_steps", "episodes")
-ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
-NETWORKS = ("auto", "mlp", "cnn")
+from jaxdqn.core.actor import EXPLORATION_UNITS
+from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES
+from jaxdqn.core.learner import LEARNING_RATE_SCHEDULES, OPTIMIZERS
+from jaxdqn.core.loop import LoopLayout
+from jaxdqn.core.losses import LOSSES
+from jaxdqn.core.networks import ACTIVATIONS, NETWORKS
+from jaxdqn.envs import EnvSpec, check_env_id
 
 # Env steps, updates and episodes are counted in int32 inside the compiled loop.
 _INT32_MAX = 2**31 - 1
@@ -47,7 +46,8 @@ class DQNConfig:
     """Hyperparameters of one DQN run. Frozen; invalid values raise ``ValueError``.
 
     Attributes:
-      env_id: gymnax id or ``"ChainWalk-v0"``; see ``jaxdqn.ENV_IDS``.
+      env_id: gymnax id or ``"ChainWalk-v0"``; see ``jaxdqn.ENV_IDS``. Its action space
+        must be discrete (checked when the env is bound).
       num_envs: environments stepped in lockstep per seed (vmapped).
       total_timesteps: env steps per seed, summed over the ``num_envs`` envs (at most
         ``2**31 - 1``: the step counters are int32).
@@ -74,20 +74,20 @@ class DQNConfig:
         ``huber_delta=1`` suits rewards clipped to [-1, 1] (Mnih et al. 2015). With
         unscaled returns (CartPole's Q is near 100) the rare terminal transitions have TD
         errors far above delta; Huber then weighs them like any other sample (a median
-        fit), nothing anchors the values and Q diverges. Measured: CartPole-v1, Q grew
-        past 1e5 with Huber and stayed near 100 with L2 under the same settings.
+        fit), nothing anchors the values and Q diverges (the README shows it on
+        CartPole-v1).
       huber_delta: Huber threshold (> 0); scale it with the TD errors you expect.
       double_q: Double DQN targets (van Hasselt et al. 2016).
       n_step: steps summed before bootstrapping: ``r_t + … + γ^{n-1} r_{t+n-1} +
         γ^n max Q``, cut at a terminated step (no bootstrap) and at a truncated one
         (bootstrap from its true final observation with γ to the steps summed). Built at
-        sample time from the replay rows (``jaxdqn.replay``); 1 is plain DQN. At most
+        sample time from the replay rows (``jaxdqn.core.replay``); 1 is plain DQN. At most
         1000 (the sum is unrolled when the program is traced).
       prioritized: proportional prioritized replay (Schaul et al. 2016): rows are drawn
         with probability proportional to ``|δ|^priority_alpha + priority_eps`` (new rows
         at the largest priority so far) and the loss is weighted by importance weights
         ``(N P(i))^-β`` normalised by the batch's largest, β rising linearly from
-        ``priority_beta`` to 1 over the run (``jaxdqn.prioritized``).
+        ``priority_beta`` to 1 over the run (``jaxdqn.core.replay``).
       priority_alpha: exponent of ``|δ|`` in [0, 1] (0 is uniform).
       priority_beta: initial importance-weight exponent in [0, 1].
       priority_eps: added to every priority (> 0), so no row becomes undrawable.
@@ -113,7 +113,8 @@ class DQNConfig:
       eval_epsilon: ε of :func:`jaxdqn.evaluate` (0 is greedy).
       network: ``"auto"`` (a CNN for image observations ``[H, W, C]`` such as MinAtar's,
         else an MLP), ``"mlp"`` or ``"cnn"`` (the MinAtar paper's: one 3x3 convolution
-        of 16 channels, then the dense ``hidden_sizes``).
+        of 16 channels, then the dense ``hidden_sizes``; image observations only, checked
+        when the env is bound).
       hidden_sizes: widths of the dense hidden layers (after the convolution for a CNN).
       activation: one of ``ACTIVATIONS``.
       dueling: a dueling head, ``Q = V + A - mean(A)`` (Wang et al. 2016).
@@ -229,6 +230,33 @@ class DQNConfig:
         """Cycles between two logging points."""
         return self.resolved_log_interval() // self.cycle_env_steps()
 
+    def loop_layout(self) -> LoopLayout:
+        """The static counts of the compiled loop (:class:`jaxdqn.core.loop.LoopLayout`)."""
+        return LoopLayout(
+            num_envs=self.num_envs,
+            steps_per_cycle=self.steps_per_cycle(),
+            updates_per_cycle=self.updates_per_cycle(),
+            cycles_per_log=self.cycles_per_log(),
+            num_log_points=self.num_log_points(),
+            learning_starts=self.learning_starts,
+            total_updates=self.total_updates(),
+        )
+
+    def check_env(self, spec: EnvSpec, env_name: str) -> None:
+        """The checks that need the environment, run when it is bound (before tracing).
+
+        Raises:
+          ValueError: naming the field, for ``network="cnn"`` on observations that are
+            not images ``[height, width, channels]``.
+        """
+        if self.network == "cnn" and len(spec.obs_shape) != 3:
+            _fail(
+                "network",
+                self.network,
+                f"needs image observations [height, width, channels]; {env_name} "
+                f"observes {list(spec.obs_shape)}",
+            )
+
 
 def _divisors(n: int) -> list[int]:
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
@@ -294,13 +322,19 @@ def _nearest_multiples(value: int, step: int) -> str:
 
 
 def _validate(cfg: DQNConfig) -> None:
+    _validate_fields(cfg)
+    _validate_relations(cfg)
+
+
+def _validate_fields(cfg: DQNConfig) -> None:
+    """Checks of each field on its own."""
     check_env_id(cfg.env_id, field="DQNConfig.env_id")
-    num_envs = _int_field(cfg, "num_envs", 1)
-    total = _int_field(cfg, "total_timesteps", 1, _INT32_MAX)
-    buffer_size = _int_field(cfg, "buffer_size", 1)
-    batch_size = _int_field(cfg, "batch_size", 1)
+    _int_field(cfg, "num_envs", 1)
+    _int_field(cfg, "total_timesteps", 1, _INT32_MAX)
+    _int_field(cfg, "buffer_size", 1)
+    _int_field(cfg, "batch_size", 1)
     _int_field(cfg, "learning_starts", 0)
-    train_frequency = _int_field(cfg, "train_frequency", 1)
+    _int_field(cfg, "train_frequency", 1)
     _int_field(cfg, "gradient_steps", 1)
     _real_field(cfg, "gamma", 0.0, 1.0)
     _choice_field(cfg, "optimizer", OPTIMIZERS)
@@ -315,7 +349,7 @@ def _validate(cfg: DQNConfig) -> None:
     _bool_field(cfg, "truncation_is_terminal")
     _bool_field(cfg, "dueling")
     _bool_field(cfg, "layer_norm")
-    n_step = _int_field(cfg, "n_step", 1, 1_000)
+    _int_field(cfg, "n_step", 1, 1_000)
     _bool_field(cfg, "prioritized")
     _real_field(cfg, "priority_alpha", 0.0, 1.0)
     _real_field(cfg, "priority_beta", 0.0, 1.0)
@@ -323,27 +357,19 @@ def _validate(cfg: DQNConfig) -> None:
     _int_field(cfg, "target_update_period", 1)
     _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
     exploration = _choice_field(cfg, "exploration", EXPLORATIONS)
-    schedule = _choice_field(cfg, "exploration_schedule", EXPLORATION_SCHEDULES)
-    unit = _choice_field(cfg, "exploration_unit", EXPLORATION_UNITS)
+    _choice_field(cfg, "exploration_schedule", SCHEDULES)
+    _choice_field(cfg, "exploration_unit", EXPLORATION_UNITS)
     if exploration == "epsilon_greedy":
         _real_field(cfg, "exploration_start", 0.0, 1.0)
         _real_field(cfg, "exploration_end", 0.0, 1.0)
     else:  # Boltzmann: the schedule is a softmax temperature.
         _real_field(cfg, "exploration_start", 0.0, math.inf, open_low=True)
         _real_field(cfg, "exploration_end", 0.0, math.inf, open_low=True)
-    steps = _int_field(cfg, "exploration_steps", 1)
+    _int_field(cfg, "exploration_steps", 1)
     _real_field(cfg, "exploration_decay", 0.0, 1.0, open_low=True)
     _real_field(cfg, "eval_epsilon", 0.0, 1.0)
     _choice_field(cfg, "activation", ACTIVATIONS)
-    if _choice_field(cfg, "network", NETWORKS) == "cnn":
-        obs_shape = env_spec(cfg.env_id)[0]
-        if len(obs_shape) != 3:
-            _fail(
-                "network",
-                cfg.network,
-                f"needs image observations [height, width, channels]; {cfg.env_id} "
-                f"observes {list(obs_shape)}",
-            )
+    _choice_field(cfg, "network", NETWORKS)
     if (
         not isinstance(cfg.hidden_sizes, tuple)
         or not cfg.hidden_sizes
@@ -351,7 +377,11 @@ def _validate(cfg: DQNConfig) -> None:
     ):
         _fail("hidden_sizes", cfg.hidden_sizes, "must be a non-empty sequence of positive ints")
 
-    # Relations between fields.
+
+def _validate_relations(cfg: DQNConfig) -> None:
+    """Checks between fields, each already valid on its own."""
+    num_envs, buffer_size, batch_size = cfg.num_envs, cfg.buffer_size, cfg.batch_size
+    n_step = cfg.n_step
     if buffer_size < num_envs:
         _fail(
             "buffer_size",
@@ -367,6 +397,14 @@ def _validate(cfg: DQNConfig) -> None:
         )
     if batch_size > buffer_size:
         _fail("batch_size", batch_size, f"must be <= buffer_size={buffer_size}")
+    _validate_schedules(cfg)
+
+
+def _validate_schedules(cfg: DQNConfig) -> None:
+    """Checks that every schedule can be met exactly by the loop's cycles."""
+    num_envs, total, batch_size = cfg.num_envs, cfg.total_timesteps, cfg.batch_size
+    train_frequency = cfg.train_frequency
+    schedule, unit, steps = cfg.exploration_schedule, cfg.exploration_unit, cfg.exploration_steps
     cycle = cfg.cycle_env_steps()
     why = f"lcm(num_envs={num_envs}, train_frequency={train_frequency})"
     if total % cycle:

@@ -39,24 +39,24 @@ class Hyperparams(NamedTuple):
     exploration_steps: jax.Array  # int32: length of the linear schedule
     exploration_decay: jax.Array  # float32: factor of the exponential schedule
 
+    @classmethod
+    def from_config(cls, config) -> Hyperparams:
+        """The traced fields of ``config`` as scalar arrays (what ``init`` uses by default).
+
+        Args:
+          config: a :class:`jaxdqn.DQNConfig`.
+
+        Returns:
+          :class:`Hyperparams` of shape ``[]`` leaves: float32, except int32
+          ``target_update_period`` and ``exploration_steps``.
+        """
+        return cls(
+            **{f: jnp.asarray(getattr(config, f), _DTYPES.get(f, np.float32)) for f in cls._fields}
+        )
+
 
 TRACED_FIELDS: tuple[str, ...] = Hyperparams._fields
 _DTYPES = {"target_update_period": np.int32, "exploration_steps": np.int32}
-
-
-def hyperparams(config) -> Hyperparams:
-    """The traced fields of ``config`` as scalar arrays (what ``init`` uses by default).
-
-    Args:
-      config: a :class:`jaxdqn.DQNConfig`.
-
-    Returns:
-      :class:`Hyperparams` of shape ``[]`` leaves: float32, except int32
-      ``target_update_period`` and ``exploration_steps``.
-    """
-    return Hyperparams(
-        **{f: jnp.asarray(getattr(config, f), _DTYPES.get(f, np.float32)) for f in TRACED_FIELDS}
-    )
 
 
 def sweep(config, **values: Sequence) -> tuple[Hyperparams, list]:
@@ -90,5 +90,5 @@ def sweep(config, **values: Sequence) -> tuple[Hyperparams, list]:
         dataclasses.replace(config, **dict(zip(fields, combo, strict=True)))
         for combo in itertools.product(*(values[f] for f in fields))
     ]
-    stacked = jax.tree.map(lambda *x: jnp.stack(x), *(hyperparams(c) for c in configs))
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *(Hyperparams.from_config(c) for c in configs))
     return stacked, configs

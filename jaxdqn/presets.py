@@ -14,16 +14,12 @@ SOLVED_RETURN = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 
 _PRESETS: dict[str, DQNConfig] = {
     # gamma 0.995: a late failure of CartPole is the cart drifting out of bounds a few
-    # hundred steps ahead, which gamma 0.99 (horizon ~100) barely sees. Every improvement is
-    # on: prioritized replay, 3-step returns, a dueling head and layer norm. Measured on 16
-    # seeds (greedy means of 100 episodes): with all four, every seed solved from 120k env
-    # steps on (key 0) and reached ≥ 498 on keys 1 and 2; prioritized replay alone solved 16
-    # of 16 on those three keys, but on key 0 only at the last point (15/16 from 140k);
-    # without layer norm, 14/16 at 200k; with none of them, 13-16 of 16, the failing seeds
-    # stuck near a return of 200 with the cart drifting out. The buffer keeps the whole run:
-    # once episodes reach the 500-step limit a smaller one holds no failures, nothing
-    # separates the actions and the policy collapses. The learning rate decays linearly to 0
-    # and ε ends at 0.01, so the final policy settles instead of oscillating.
+    # hundred steps ahead, which gamma 0.99 (horizon ~100) barely sees. Prioritized replay,
+    # 3-step returns, a dueling head and layer norm are all on. The buffer keeps the whole
+    # run: once episodes reach the 500-step limit a smaller one holds no failures, nothing
+    # separates the actions and the policy collapses. The learning rate decays linearly to
+    # 0 and ε ends at 0.01, so the final policy settles. CHANGELOG.md has the seed counts
+    # behind each choice.
     "CartPole-v1": DQNConfig(
         env_id="CartPole-v1",
         num_envs=8,

@@ -2,7 +2,7 @@
 2 cores, so every test that can reuse a compiled program does.
 
 The session sees 2 CPU devices (unless ``JAX_NUM_CPU_DEVICES`` says otherwise), so the
-CLI's seed sharding runs as on a multi-core or multi-GPU host (see ``jaxdqn.devices``).
+CLI's seed sharding runs as on a multi-core or multi-GPU host (see ``jaxdqn.host.devices``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jax
 import pytest
 
 import jaxdqn
-from jaxdqn import cli
+from jaxdqn.host import cli
 
 # A few hundred env steps of ChainWalk-v0: compiles in seconds, runs in milliseconds.
 TINY_CHAIN = jaxdqn.DQNConfig(

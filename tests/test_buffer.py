@@ -1,4 +1,4 @@
-"""The circular replay buffer (jaxdqn.make_replay_buffer).
+"""The circular replay buffer (jaxdqn.make_circular_buffer).
 
 Contents are checked against a plain Python reference (the newest ``capacity`` items, a
 ``collections.deque(maxlen=capacity)``); ``add`` and ``sample`` run plain, under
@@ -37,7 +37,7 @@ def _buffer(capacity):
     The vmapped versions are jitted too: compiling once is cheaper on a 2-core CPU than
     dispatching every batched primitive eagerly.
     """
-    buf = jaxdqn.make_replay_buffer(capacity)
+    buf = jaxdqn.make_circular_buffer(capacity)
     jitted = dict(
         add=jax.jit(buf.add),
         sample=jax.jit(buf.sample, static_argnums=2),
@@ -250,7 +250,7 @@ def _mixed_items():
 @pytest.mark.parametrize("example_kind", ["arrays", "shape_dtype_struct"])
 def test_dtypes_preserved_for_mixed_pytree(example_kind):
     capacity = 4
-    buf = jaxdqn.make_replay_buffer(capacity)
+    buf = jaxdqn.make_circular_buffer(capacity)
     items = _mixed_items()
     example = jax.tree.map(lambda x: x[0], items)
     if example_kind == "shape_dtype_struct":
@@ -320,18 +320,18 @@ def test_transition_round_trip(transform):
 @pytest.mark.parametrize("capacity", [0, -1, True, 2.5])
 def test_invalid_capacity_raises(capacity):
     with pytest.raises(ValueError, match="capacity"):
-        jaxdqn.make_replay_buffer(capacity)
+        jaxdqn.make_circular_buffer(capacity)
 
 
 def test_numpy_integer_capacity_accepted_like_config():
     # DQNConfig accepts any integer for buffer_size; the buffer must too.
-    buf = jaxdqn.make_replay_buffer(np.int64(CAP))
+    buf = jaxdqn.make_circular_buffer(np.int64(CAP))
     assert buf.capacity == CAP and type(buf.capacity) is int
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["plain", "jit"])
 def test_add_errors(jit):
-    buf = jaxdqn.make_replay_buffer(3)
+    buf = jaxdqn.make_circular_buffer(3)
     state = buf.init({"x": jnp.zeros((2,), jnp.float32), "y": jnp.zeros((), jnp.int32)})
     add = jax.jit(buf.add) if jit else buf.add
     ok = {"x": jnp.zeros((3, 2), jnp.float32), "y": jnp.zeros((3,), jnp.int32)}
@@ -365,7 +365,7 @@ def test_add_errors(jit):
 
 
 def test_add_empty_batch_raises():
-    buf = jaxdqn.make_replay_buffer(3)
+    buf = jaxdqn.make_circular_buffer(3)
     state = buf.init(EXAMPLE)
     with pytest.raises(ValueError, match="does not fit"):
         buf.add(state, jnp.zeros((0,), jnp.int32))

@@ -18,8 +18,8 @@ from conftest import TINY_CHAIN
 from test_train import assert_bit_identical
 
 import jaxdqn
-from jaxdqn import checkpoint
-from jaxdqn.checkpoint import CheckpointError
+from jaxdqn.host import checkpoint
+from jaxdqn.host.checkpoint import CheckpointError
 
 KEYS_SEED, NUM_SEEDS, FIRST_POINTS = 0, 2, 4  # TINY_CHAIN has 10 log points
 
@@ -40,7 +40,7 @@ def first_part(tmp_path_factory):
 RESUME_SCRIPT = textwrap.dedent(
     """
     import sys, jax, numpy as np, jaxdqn
-    from jaxdqn import checkpoint
+    from jaxdqn.host import checkpoint
     sys.path.insert(0, {tests!r})
     from conftest import TINY_CHAIN
     directory, step, rest = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -95,7 +95,7 @@ def test_restore_round_trips_every_leaf_including_keys(first_part):
     )
     assert_bit_identical(restored, state)
     assert jax.dtypes.issubdtype(restored.key.dtype, jax.dtypes.prng_key)
-    assert int(restored.buffer.rows.position[0]) == int(state.buffer.rows.position[0]) == step
+    assert int(restored.replay.rows.position[0]) == int(state.replay.rows.position[0]) == step
     assert meta["config"] == json.loads(json.dumps(dataclasses.asdict(TINY_CHAIN)))
 
 

@@ -11,22 +11,22 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdqn import cli
-from jaxdqn.checkpoint import checkpoint_path, checkpoint_steps
+from jaxdqn.host import cli, driver
+from jaxdqn.host.checkpoint import checkpoint_path, checkpoint_steps
 
 
 def test_parse_override_types():
-    assert cli.parse_override("gamma=0.9") == ("gamma", 0.9)
-    assert cli.parse_override("learning_rate=1") == ("learning_rate", 1.0)
-    assert cli.parse_override("num_envs=4") == ("num_envs", 4)
-    assert cli.parse_override("double_q=false") == ("double_q", False)
-    assert cli.parse_override("loss=huber") == ("loss", "huber")
-    assert cli.parse_override("hidden_sizes=[32,16]") == ("hidden_sizes", (32, 16))
-    assert cli.parse_override("max_grad_norm=null") == ("max_grad_norm", None)
+    assert driver.parse_override("gamma=0.9") == ("gamma", 0.9)
+    assert driver.parse_override("learning_rate=1") == ("learning_rate", 1.0)
+    assert driver.parse_override("num_envs=4") == ("num_envs", 4)
+    assert driver.parse_override("double_q=false") == ("double_q", False)
+    assert driver.parse_override("loss=huber") == ("loss", "huber")
+    assert driver.parse_override("hidden_sizes=[32,16]") == ("hidden_sizes", (32, 16))
+    assert driver.parse_override("max_grad_norm=null") == ("max_grad_norm", None)
     with pytest.raises(ValueError, match="no field 'gama'"):
-        cli.parse_override("gama=0.9")
+        driver.parse_override("gama=0.9")
     with pytest.raises(ValueError, match="expected FIELD=VALUE"):
-        cli.parse_override("gamma")
+        driver.parse_override("gamma")
 
 
 def test_train_writes_run_folder_and_summary(tiny_run):

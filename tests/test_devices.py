@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_CHAIN, jitted_train
 
 import jaxdqn
-from jaxdqn.memory import check_memory, state_bytes
+from jaxdqn.host.memory import check_memory, state_bytes
 
 needs_two = pytest.mark.skipif(
     jax.local_device_count() < 2, reason="needs 2 devices (JAX_NUM_CPU_DEVICES=2)"
@@ -74,7 +74,7 @@ def test_sharded_run_trains_each_seed_as_one_device_does(tiny_chain_run):
      ("cpu", 1, 8, 1, False), ("gpu", 1, 8, 4, False)],
 )  # fmt: skip
 def test_cores_tip_only_when_seeds_share_one_cpu_device(platform_name, devices, seeds, cores, tip):
-    hint = jaxdqn.devices.cores_hint(platform_name, devices, seeds, cores)
+    hint = jaxdqn.host.devices.cores_hint(platform_name, devices, seeds, cores)
     assert (hint is not None) == tip
     if tip:
         assert f"JAX_NUM_CPU_DEVICES={cores}" in hint

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn.envs import chain_walk_observations, chain_walk_optimal_q, env_spec
+from jaxdqn.envs import bind_env, chain_walk_observations, chain_walk_optimal_q
 
 
 def seed_step(state: int, action: int) -> tuple[int, float]:
@@ -89,7 +89,7 @@ def test_chain_walk_optimal_q_hand_values():
     [("ChainWalk-v0", (1,), 2), ("CartPole-v1", (4,), 2), ("Acrobot-v1", (6,), 3)],
 )
 def test_env_spec(env_id, shape, actions):
-    obs_shape, dtype, num_actions = env_spec(env_id)
+    obs_shape, dtype, num_actions, _ = bind_env(env_id).spec
     assert (obs_shape, num_actions) == (shape, actions)
     assert dtype == jnp.float32
 
@@ -101,9 +101,10 @@ def test_unknown_env_id_lists_close_matches():
 
 def test_continuous_action_env_is_refused():
     with pytest.raises(ValueError, match=r"Pendulum-v1.*Discrete"):
-        env_spec("Pendulum-v1")
+        bind_env("Pendulum-v1")
+    # Checked when the config's env is bound, before anything is traced.
     with pytest.raises(ValueError, match=r"DQNConfig\.env_id='MountainCarContinuous-v0'"):
-        jaxdqn.DQNConfig(env_id="MountainCarContinuous-v0")
+        jaxdqn.make_train(jaxdqn.DQNConfig(env_id="MountainCarContinuous-v0"))
 
 
 def test_every_gymnax_id_is_known():

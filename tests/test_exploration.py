@@ -137,7 +137,9 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_exploration_value(name, transform):
     config, reference = CONFIGS[name]
-    fn = functools.partial(exploration.exploration_value, config)
+    fn = functools.partial(
+        exploration.exploration_value, config.exploration_schedule, params=config
+    )
     if transform == "plain":
         got = fn(jnp.asarray(COUNTS))
         scalar = fn(3)

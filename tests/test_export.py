@@ -14,9 +14,9 @@ import pytest
 from conftest import TINY_CHAIN
 
 import jaxdqn
-from jaxdqn import cli
-from jaxdqn.export import export_policy
-from jaxdqn.numpy_policy import NumpyQPolicy
+from jaxdqn.host import cli, driver
+from jaxdqn.host.export import export_policy
+from jaxdqn.host.numpy_policy import NumpyQPolicy
 
 
 @pytest.mark.parametrize(
@@ -41,8 +41,8 @@ def test_numpy_policy_matches_jax_network(
         dueling=dueling,
         layer_norm=layer_norm,
     )
-    obs_shape, obs_dtype, _ = jaxdqn.envs.env_spec(env_id)
-    q_net = jaxdqn.make_q_network(config)
+    obs_shape, obs_dtype, *_ = jaxdqn.bind_env(env_id).spec
+    q_net = jaxdqn.build(config).q_network
     params = q_net.init(jax.random.key(0), np.zeros((1, *obs_shape), obs_dtype))
     params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(1), x.shape), params)
     rng = np.random.default_rng(0)
@@ -62,7 +62,7 @@ def test_numpy_policy_matches_jax_network(
 
 
 def test_export_refuses_params_of_another_network(tmp_path):
-    params = jaxdqn.make_q_network(TINY_CHAIN).init(jax.random.key(0), np.zeros((1, 1)))
+    params = jaxdqn.build(TINY_CHAIN).q_network.init(jax.random.key(0), np.zeros((1, 1)))
     other = dataclasses.replace(TINY_CHAIN, hidden_sizes=(16, 16))
     with pytest.raises(ValueError, match=r"params have layers \['Dense_0', 'Dense_1'\]"):
         export_policy(other, params, tmp_path / "p.npz")
@@ -101,20 +101,20 @@ def test_exported_run_acts_without_jax(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "policy.bin").exists() and not (tmp_path / "policy.bin.npz").exists()
     overwrite = ["--seed", "1", "--out", str(policy_file), "--overwrite"]
     assert cli.main(["export", str(run_dir), *overwrite]) == 0
-    config, _ = cli.load_run(run_dir)
+    config, _ = driver.load_run(run_dir)
     obs = np.arange(6, dtype=np.float32).reshape(6, 1)
     np.save(tmp_path / "obs.npy", obs)
-    module = Path(jaxdqn.__file__).parent / "numpy_policy.py"
+    module = Path(jaxdqn.__file__).parent / "host" / "numpy_policy.py"
     subprocess.run(
         [sys.executable, "-c", NO_JAX, str(module), str(policy_file),
          str(tmp_path / "obs.npy"), str(tmp_path / "q.npy")],
         check=True,
     )  # fmt: skip
     with np.load(run_dir / "params.npz") as flat:
-        template = jaxdqn.make_q_network(config).init(jax.random.key(0), obs[:1])
+        template = jaxdqn.build(config).q_network.init(jax.random.key(0), obs[:1])
         params = jax.tree.unflatten(
             jax.tree.structure(template),
             [flat[jax.tree_util.keystr(p)][1] for p, _ in jax.tree.leaves_with_path(template)],
         )
-    expected = np.asarray(jaxdqn.make_q_network(config).apply(params, obs))
+    expected = np.asarray(jaxdqn.build(config).q_network.apply(params, obs))
     np.testing.assert_allclose(np.load(tmp_path / "q.npy"), expected, rtol=1e-5, atol=1e-5)

@@ -12,8 +12,8 @@ import pytest
 from conftest import TINY_CHAIN
 
 import jaxdqn
-from jaxdqn.learner import learning_rate_at, make_gradient_step, make_optimizer
-from jaxdqn.state import Batch
+from jaxdqn.core.learner import learning_rate_at, td_errors
+from jaxdqn.core.types import Batch
 
 
 @pytest.mark.parametrize(
@@ -26,17 +26,20 @@ def test_learning_rate_at_hand_values(schedule, updates, expected):
     total = 1000
     config = dataclasses.replace(config, total_timesteps=160 + 2 * total, log_interval=None)
     assert config.total_updates() == total
-    assert float(learning_rate_at(config, 0.1, updates)) == pytest.approx(expected, abs=1e-8)
+    step_size = learning_rate_at(config.learning_rate_schedule, 0.1, updates, total)
+    assert float(step_size) == pytest.approx(expected, abs=1e-8)
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "sgd"])
-def test_gradient_step_applies_optax_at_the_traced_learning_rate(name):
+def test_learner_update_applies_optax_at_the_traced_learning_rate(name):
     """The learner's unit-rate direction times the traced rate equals optax's own optimizer
     built with that rate (clipping included), over a few steps."""
     config = dataclasses.replace(TINY_CHAIN, optimizer=name, max_grad_norm=0.5, learning_rate=0.01)
-    q_network = jaxdqn.make_q_network(config)
-    state = jaxdqn.make_trainer(config).init(jax.random.key(0))
-    step = jax.jit(make_gradient_step(config, q_network, make_optimizer(config)))
+    parts = jaxdqn.build(config)
+    q_network = parts.q_network
+    init = jaxdqn.make_trainer(config).init(jax.random.key(0))
+    state, hparams = init.learner, init.hparams
+    step = jax.jit(parts.learner.update)
     reference = optax.chain(
         optax.clip_by_global_norm(0.5),
         {"adam": optax.adam, "adamw": optax.adamw, "rmsprop": optax.rmsprop, "sgd": optax.sgd}[
@@ -57,13 +60,13 @@ def test_gradient_step_applies_optax_at_the_traced_learning_rate(name):
         target = state.target_params
 
         def loss(p, batch=batch, target=target):
-            td, _ = jaxdqn.learner.td_errors(config, q_network, p, target, batch)
+            td, _ = td_errors(q_network, p, target, batch, double_q=config.double_q)
             return jaxdqn.losses.td_loss(td, config.loss, config.huber_delta)
 
         grads = jax.grad(loss)(params)
         updates, opt_state = reference.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        state, _, _ = step(state, batch)
+        state, _, _ = step(state, batch, hparams)
         for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(params), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=f"step {i}")
 

@@ -36,7 +36,7 @@ def greedy_returns(config: jaxdqn.DQNConfig, params, episodes: int = 100) -> np.
 
 def chain_q_tables(config: jaxdqn.DQNConfig, params) -> np.ndarray:
     """Q-values ``[SEEDS, 6, 2]`` of every chain state for every seed."""
-    q_net = jaxdqn.make_q_network(config)
+    q_net = jaxdqn.build(config).q_network
     states = chain_walk_observations()
     return np.asarray(jax.vmap(lambda p: q_net.apply(p, states))(params))
 

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from jaxdqn.monitor import MetricsWriter, Progress, read_metrics, truncate_metrics
-from jaxdqn.plotting import mean_interval
-from jaxdqn.train import METRIC_NAMES
+from jaxdqn.host.monitor import MetricsWriter, Progress, read_metrics, truncate_metrics
+from jaxdqn.host.plotting import mean_interval
+
+METRIC_NAMES = ("env_steps", "episode_return", "exploration", "loss", "td_error")
 
 
 def chunk(steps: list[int], returns: list[list[float]], eps: float = 0.5):

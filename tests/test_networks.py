@@ -38,7 +38,7 @@ def test_mlp_matches_numpy(dueling, layer_norm):
     config = jaxdqn.DQNConfig(
         env_id="Acrobot-v1", hidden_sizes=(16, 8), dueling=dueling, layer_norm=layer_norm
     )
-    q_net = jaxdqn.make_q_network(config)
+    q_net = jaxdqn.build(config).q_network
     obs = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
     params = q_net.init(jax.random.key(0), jnp.asarray(obs))
     # Non-trivial norm parameters, so that scale and shift are checked too.
@@ -54,7 +54,7 @@ def test_mlp_matches_numpy(dueling, layer_norm):
 
 def test_dueling_advantages_average_to_value():
     config = jaxdqn.DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,), dueling=True)
-    q_net = jaxdqn.make_q_network(config)
+    q_net = jaxdqn.build(config).q_network
     obs = jnp.ones((3, 4))
     params = q_net.init(jax.random.key(1), obs)
     head = params["params"]["DuelingHead_0"]
@@ -66,7 +66,7 @@ def test_dueling_advantages_average_to_value():
 
 def test_any_observation_shape_is_flattened_and_cast():
     config = jaxdqn.DQNConfig(env_id="CartPole-v1", hidden_sizes=(4,))
-    q_net = jaxdqn.make_q_network(config)
+    q_net = jaxdqn.build(config).q_network
     obs = jnp.zeros((2, 3, 5), jnp.uint8)
     params = q_net.init(jax.random.key(0), obs)
     assert q_net.apply(params, obs).shape == (2, 2)
@@ -82,7 +82,7 @@ def test_network_flags_are_validated(field):
 def test_auto_network_picks_cnn_for_images_and_minatar_presets_train():
     import dataclasses
 
-    assert type(jaxdqn.make_q_network(jaxdqn.DQNConfig())).__name__ == "MLPQNetwork"
+    assert type(jaxdqn.build(jaxdqn.DQNConfig()).q_network).__name__ == "MLPQNetwork"
     for env_id in (
         "Breakout-MinAtar",
         "Asterix-MinAtar",
@@ -90,11 +90,11 @@ def test_auto_network_picks_cnn_for_images_and_minatar_presets_train():
         "Freeway-MinAtar",
     ):
         config = jaxdqn.get_preset(env_id)
-        assert type(jaxdqn.make_q_network(config)).__name__ == "CNNQNetwork"
+        assert type(jaxdqn.build(config).q_network).__name__ == "CNNQNetwork"
     config = dataclasses.replace(
         jaxdqn.get_preset("Breakout-MinAtar"), total_timesteps=640, learning_starts=320,
         buffer_size=640, log_interval=320, exploration_steps=320, target_update_period=40,
     )  # fmt: skip
     state, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
-    assert state.buffer.rows.data.obs.dtype == jnp.bool_  # 400 bytes per observation, not 1,600
+    assert state.replay.rows.data.obs.dtype == jnp.bool_  # 400 bytes per observation, not 1,600
     assert np.isfinite(metrics["loss"][-1])

@@ -13,10 +13,9 @@ import pytest
 from conftest import TINY_CHAIN
 
 import jaxdqn
-from jaxdqn.prioritized import (
+from jaxdqn.core.replay import importance_weights, priorities_from_td
+from jaxdqn.core.sum_tree import (
     FANOUT,
-    importance_weights,
-    priorities_from_td,
     sum_tree_init,
     sum_tree_level_sizes,
     sum_tree_sample,
@@ -145,12 +144,12 @@ def test_sum_tree_under_vmap_matches_single_trees():
 def test_prioritized_training_keeps_a_consistent_tree():
     config = dataclasses.replace(TINY_CHAIN, prioritized=True, buffer_size=1_000)
     state, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
-    leaves = np.asarray(state.priorities.levels[0], np.float64)
+    leaves = np.asarray(state.replay.priorities.levels[0], np.float64)
     stored = leaves[: config.buffer_size]
-    assert int(state.buffer.rows.size) == config.buffer_size  # wrapped: 1,600 rows into 1,000
+    assert int(state.replay.rows.size) == config.buffer_size  # wrapped: 1,600 rows into 1,000
     assert np.all(stored > 0) and np.all(leaves[config.buffer_size :] == 0)
-    check_tree(state.priorities, stored)
+    check_tree(state.replay.priorities, stored)
     # Updated rows carry |δ|^α + ε; rows never drawn since they were added keep the max.
     assert len(np.unique(stored)) > 100
-    assert stored.max() <= float(state.priorities.max_priority) + 1e-6
+    assert stored.max() <= float(state.replay.priorities.max_priority) + 1e-6
     assert np.all(np.isfinite(metrics["loss"][-3:]))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn import replay as replay_module
-from jaxdqn.memory import pairs_f32_transition_bytes, row_bytes, transition_bytes
-from jaxdqn.replay import final_obs_capacity, make_replay, n_step_batch
-from jaxdqn.state import Transition
+from jaxdqn.core import replay as replay_module
+from jaxdqn.core.replay import final_obs_capacity, make_replay, n_step_batch
+from jaxdqn.core.types import Transition
+from jaxdqn.host.memory import pairs_f32_transition_bytes, row_bytes, transition_bytes
 
 GAMMA = 0.9
 
@@ -51,7 +51,7 @@ def trajectories(
 def fill(data: dict[str, np.ndarray], capacity: int, time_limit: int | None):
     """The replay memory after adding every step, as the trainer does."""
     num_envs = data["reward"].shape[1]
-    replay = make_replay(capacity, num_envs, time_limit)
+    replay = make_replay(capacity, num_envs, time_limit, batch_size=1)
     state = replay.init(jnp.asarray(data["obs"][0, 0]))
     add = jax.jit(replay.add)
     for t in range(data["reward"].shape[0]):
@@ -169,7 +169,7 @@ def test_n_step_batch_under_vmap_over_memories_and_gammas():
 
 
 def test_add_refuses_a_step_of_another_width():
-    replay = make_replay(10, 2, 5)
+    replay = make_replay(10, 2, 5, batch_size=1)
     state = replay.init(jnp.zeros(2))
     rows = Transition(
         obs=jnp.zeros((3, 2)),
@@ -185,7 +185,7 @@ def test_add_refuses_a_step_of_another_width():
     with pytest.raises(ValueError, match=r"item leaf int32\[2\] does not match the stored float32"):
         replay.add(state, two._replace(next_obs=jnp.zeros((2, 2), jnp.int32)))
     with pytest.raises(ValueError, match="capacity=1 is invalid: must be >= num_envs=2"):
-        make_replay(1, 2, 5)
+        make_replay(1, 2, 5, batch_size=1)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn.export import export_policy
+from jaxdqn.host.export import export_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_sweep_example_compiles_once():
 
 def test_gymnasium_example_plays_an_exported_policy(tmp_path):
     config = jaxdqn.DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,))
-    params = jaxdqn.make_q_network(config).init(jax.random.key(0), np.zeros((1, 4)))
+    params = jaxdqn.build(config).q_network.init(jax.random.key(0), np.zeros((1, 4)))
     path = export_policy(config, params, tmp_path / "policy.npz")
     out = run_script("examples/numpy_policy_gymnasium.py", str(path), "--episodes", "2")
     assert "CartPole-v1: 2 episodes" in out and "returns: mean" in out

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn.learner import td_errors
-from jaxdqn.state import Batch
+from jaxdqn.core.learner import td_errors
+from jaxdqn.core.types import Batch
 
 TRANSFORMS = ("plain", "jit", "vmap")
 
@@ -118,10 +118,10 @@ def _setup(double_q):
     config = jaxdqn.DQNConfig(
         env_id="CartPole-v1", gamma=GAMMA, double_q=double_q, hidden_sizes=(8,)
     )
-    q_network = jaxdqn.make_q_network(config)
+    q_network = jaxdqn.build(config).q_network
     params = q_network.init(jax.random.key(0), jnp.zeros((1, 4)))
     target_params = q_network.init(jax.random.key(1), jnp.zeros((1, 4)))
-    jitted = jax.jit(lambda p, t, b: td_errors(config, q_network, p, t, b))
+    jitted = jax.jit(lambda p, t, b: td_errors(q_network, p, t, b, double_q=config.double_q))
     return config, q_network, params, target_params, jitted
 
 
@@ -156,12 +156,16 @@ def test_td_errors_match_numpy(double_q, transform):
     batches = [_batch(10), _batch(11)]
     jb = [jax.tree.map(jnp.asarray, b) for b in batches]
     if transform == "plain":
-        outs = [td_errors(config, q_network, params, target_params, b) for b in jb]
+        outs = [
+            td_errors(q_network, params, target_params, b, double_q=config.double_q) for b in jb
+        ]
     elif transform == "jit":
         outs = [jitted(params, target_params, b) for b in jb]
     else:  # vmap over a stack of two batches
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *jb)
-        td, q = jax.vmap(lambda b: td_errors(config, q_network, params, target_params, b))(stacked)
+        td, q = jax.vmap(
+            lambda b: td_errors(q_network, params, target_params, b, double_q=config.double_q)
+        )(stacked)
         outs = [(td[0], q[0]), (td[1], q[1])]
 
     for batch, (td, q_taken) in zip(batches, outs, strict=True):
@@ -183,7 +187,7 @@ def test_td_errors_gradient_flows_only_through_q_taken():
     batch = jax.tree.map(jnp.asarray, _batch(12))
 
     def loss(p, t):
-        td, _ = td_errors(config, q_network, p, t, batch)
+        td, _ = td_errors(q_network, p, t, batch, double_q=config.double_q)
         return 0.5 * jnp.sum(td**2)
 
     g_online, g_target = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, target_params)
@@ -192,7 +196,7 @@ def test_td_errors_gradient_flows_only_through_q_taken():
     assert any(np.abs(np.asarray(leaf)).max() > 0 for leaf in jax.tree.leaves(g_online))
     # Passing the online params as target too: only the q_taken path carries gradient,
     # so d/dp equals the gradient through q_tm1 alone (-sum td * dq_taken/dp).
-    td, _ = td_errors(config, q_network, params, params, batch)
+    td, _ = td_errors(q_network, params, params, batch, double_q=config.double_q)
 
     def q_taken_only(p):
         q = q_network.apply(p, batch.obs)

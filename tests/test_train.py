@@ -14,9 +14,12 @@ from gymnax.environments.classic_control.cartpole import EnvState
 from test_envs import seed_step
 
 import jaxdqn
-from jaxdqn.learner import LEARNED_FIELDS
-from jaxdqn.replay import n_step_batch
-from jaxdqn.train import METRIC_NAMES
+from jaxdqn.core.replay import n_step_batch
+
+METRIC_NAMES = (
+    "env_steps", "updates", "episodes", "completed_episodes", "episode_return",
+    "episode_length", "exploration", "loss", "q_value", "td_error", "grad_norm",
+)  # fmt: skip
 
 
 def tree_data(tree):
@@ -36,7 +39,7 @@ def leaves_equal(a, b) -> bool:
 def test_smoke_two_seeds_finite_and_different(tiny_chain_run):
     _, states, metrics = tiny_chain_run
     points = TINY_CHAIN.num_log_points()
-    assert set(metrics) == set(METRIC_NAMES)
+    assert set(metrics) == set(METRIC_NAMES) == set(jaxdqn.make_trainer(TINY_CHAIN).metric_names)
     for name, values in metrics.items():
         assert values.shape == (2, points), name
     learning = np.asarray(metrics["env_steps"][0]) > TINY_CHAIN.learning_starts
@@ -57,7 +60,7 @@ def test_vmap_over_seeds_matches_single_runs(tiny_chain_run):
         ):
             np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(
-            state_i.buffer.rows.data.action, states.buffer.rows.data.action[i]
+            state_i.replay.rows.data.action, states.replay.rows.data.action[i]
         )
         for name in METRIC_NAMES:
             np.testing.assert_allclose(metrics_i[name], metrics[name][i], rtol=1e-5, atol=1e-6)
@@ -103,13 +106,13 @@ def test_each_key_draws_its_own_initial_params():
     a, b = init(jax.random.key(1)), init(jax.random.key(2))
     assert not leaves_equal(a.params, b.params)
     assert leaves_equal(a.params, a.target_params)
-    assert int(a.env_steps) == int(a.buffer.rows.size) == 0
+    assert int(a.env_steps) == int(a.replay.rows.size) == 0
 
 
 def stored_one_step_batch(state, stored: int, gamma: float):
     """The 1-step Batch of rows 0..stored-1 of one seed's replay memory."""
     slots = jnp.arange(stored, dtype=jnp.int32)
-    return jax.tree.map(np.asarray, n_step_batch(state.buffer, slots, n=1, gamma=gamma))
+    return jax.tree.map(np.asarray, n_step_batch(state.replay, slots, n=1, gamma=gamma))
 
 
 def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
@@ -121,9 +124,9 @@ def test_truncation_stores_final_obs_and_keeps_bootstrap(tiny_chain_run):
     num_envs = TINY_CHAIN.num_envs
     stored = TINY_CHAIN.total_timesteps
     seed0 = jax.tree.map(lambda x: x[0], states)
-    assert int(seed0.buffer.rows.size) == stored  # nothing overwritten, written in order
+    assert int(seed0.replay.rows.size) == stored  # nothing overwritten, written in order
     batch = stored_one_step_batch(seed0, stored, gamma=0.9)
-    data = jax.tree.map(lambda x: np.asarray(x[:stored]), seed0.buffer.rows.data)
+    data = jax.tree.map(lambda x: np.asarray(x[:stored]), seed0.replay.rows.data)
     obs = batch.obs[:, 0].reshape(-1, num_envs)  # [time, env]
     next_obs = batch.next_obs[:, 0].reshape(-1, num_envs)
     actions = batch.action.reshape(-1, num_envs)
@@ -157,7 +160,7 @@ def test_termination_is_stored_for_terminal_states_only():
     )
     state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(3))
     batch = stored_one_step_batch(state, config.buffer_size, config.gamma)
-    terminated = np.asarray(state.buffer.rows.data.terminated)
+    terminated = np.asarray(state.replay.rows.data.terminated)
     assert terminated.sum() > 10
     env, env_params = jaxdqn.make_env("CartPole-v1")
 
@@ -216,11 +219,10 @@ def test_learning_starts_per_seed_under_vmap():
     fresh = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(3), 2))
 
     warm, metrics = run_one_window(fresh)  # the first window is the warm-up (160 env steps)
-    for field in LEARNED_FIELDS:
-        assert leaves_equal(getattr(warm, field), getattr(fresh, field)), field
+    assert leaves_equal(warm.learner, fresh.learner)  # params, target, optimizer, updates
     assert np.all(np.asarray(metrics["updates"]) == 0)
     assert np.all(np.isnan(metrics["loss"]))
-    leaves = np.asarray(warm.priorities.levels[0])
+    leaves = np.asarray(warm.replay.priorities.levels[0])
     stored = config.learning_starts
     assert np.all(leaves[:, :stored] == 1.0) and np.all(leaves[:, stored:] == 0.0)
 
@@ -232,14 +234,14 @@ def test_learning_starts_per_seed_under_vmap():
     seed = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     assert leaves_equal(seed(after, 1), seed(warm, 1))
     assert not leaves_equal(seed(after, 0).params, seed(warm, 0).params)
-    assert len(np.unique(np.asarray(after.priorities.levels[0][0, :320]))) > 50
+    assert len(np.unique(np.asarray(after.replay.priorities.levels[0][0, :320]))) > 50
 
 
 def test_episode_statistics_count_completed_episodes_only(tiny_chain_run):
     _, states, metrics = tiny_chain_run
     num_envs, interval = TINY_CHAIN.num_envs, TINY_CHAIN.resolved_log_interval()
     stored = TINY_CHAIN.total_timesteps
-    rewards = np.asarray(states.buffer.rows.data.reward[0, :stored]).reshape(-1, num_envs)
+    rewards = np.asarray(states.replay.rows.data.reward[0, :stored]).reshape(-1, num_envs)
     episode_returns = rewards.reshape(-1, 20, num_envs).sum(axis=1)  # [episode, env]
     steps_per_window = interval // num_envs
     for k in range(TINY_CHAIN.num_log_points()):
@@ -275,7 +277,7 @@ def test_window_without_episode_end_reports_nan():
 
 def constant_policy_params(config, action: int):
     """Q-network params whose Q-values prefer ``action`` in every state."""
-    q_net = jaxdqn.make_q_network(config)
+    q_net = jaxdqn.build(config).q_network
     params = q_net.init(jax.random.key(0), jnp.zeros((1, 1)))
     last = sorted(params["params"])[-1]
     params = jax.tree.map(jnp.zeros_like, params)

@@ -1,23 +1,15 @@
-"""Environments: every gymnax id, plus the project's own ``ChainWalk-v0``.
-
-All environments follow the gymnax >= 1.0 API: ``env.step(key, state, action, params)``
-returns ``(obs, state, reward, terminated, truncated, info)`` with the automatic reset
-already applied to ``obs`` and the true last observation of an ended episode in
-``info["final_observation"]``.
-"""
+"""``ChainWalk-v0``: the toy chain of the project's source material, as a gymnax env."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import chex
-import gymnax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
-from gymnax.wrappers.purerl import GymnaxWrapper
 
 CHAIN_WALK_ID = "ChainWalk-v0"
 
@@ -119,8 +111,6 @@ def chain_walk_optimal_q(gamma: float, params: ChainWalkParams | None = None) ->
     Returns:
       float64 NumPy array of shape ``[num_states, 2]``: ``Q*[s, a]``.
     """
-    import numpy as np
-
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma={gamma!r} must be in [0, 1) for an infinite-horizon Q*")
     p = params or ChainWalkParams()
@@ -144,94 +134,3 @@ def chain_walk_observations(params: ChainWalkParams | None = None) -> jax.Array:
     p = params or ChainWalkParams()
     observe = jax.vmap(lambda s: ChainWalk().get_obs(ChainWalkState(position=s, time=jnp.int32(0))))
     return observe(jnp.arange(p.num_states, dtype=jnp.int32))
-
-
-_PROJECT_ENVS = {CHAIN_WALK_ID: ChainWalk}
-ENV_IDS: tuple[str, ...] = (*gymnax.registered_envs, *_PROJECT_ENVS)
-
-
-def check_env_id(env_id: object, field: str = "env_id") -> None:
-    """Raises ``ValueError`` naming ``field`` unless ``env_id`` is a known environment id
-    with a discrete action space.
-
-    The message lists close matches (``difflib``) and where to find every id.
-    """
-    if isinstance(env_id, str) and env_id in ENV_IDS:
-        env, params = _build(env_id)
-        space = env.action_space(params)
-        if not isinstance(space, spaces.Discrete):
-            raise ValueError(
-                f"{field}={env_id!r} has a {type(space).__name__} action space; "
-                "DQN needs a Discrete one."
-            )
-        return
-    close = difflib.get_close_matches(str(env_id), ENV_IDS, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
-        f"{field}={env_id!r} is not a known environment.{hint} "
-        f"Known ids: jaxdqn.ENV_IDS ({len(ENV_IDS)} ids: every gymnax id and {CHAIN_WALK_ID!r})."
-    )
-
-
-def make_env(env_id: str) -> tuple[environment.Environment, environment.EnvParams]:
-    """Builds an environment and its default parameters.
-
-    Args:
-      env_id: a gymnax id (``gymnax.registered_envs``) or ``"ChainWalk-v0"``.
-
-    Returns:
-      ``(env, env_params)`` in the gymnax >= 1.0 API.
-
-    Raises:
-      ValueError: for an unknown id (listing close matches) or non-discrete actions.
-    """
-    check_env_id(env_id)
-    return _build(env_id)
-
-
-def max_episode_steps(env_params: environment.EnvParams) -> int | None:
-    """The time limit of an env (gymnax ``max_steps_in_episode``): an episode is truncated
-    after that many steps. ``None`` when the params name none."""
-    limit = getattr(env_params, "max_steps_in_episode", None)
-    return None if limit is None else int(limit)
-
-
-class BoolObservations(GymnaxWrapper):
-    """MinAtar's observations in their native dtype, bool (gymnax casts them to float32).
-
-    A ``[10, 10, C]`` bool observation takes a quarter of the float32 bytes in the replay
-    buffer; the Q-network casts to float32 when it reads it. ``final_observation`` in
-    ``info`` is cast too.
-    """
-
-    def reset(self, key, params=None):
-        obs, state = self._env.reset(key, params)
-        return obs.astype(jnp.bool_), state
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
-        info = {**info, "final_observation": info["final_observation"].astype(jnp.bool_)}
-        return obs.astype(jnp.bool_), state, reward, terminated, truncated, info
-
-
-def _build(env_id: str) -> tuple[environment.Environment, environment.EnvParams]:
-    if env_id in _PROJECT_ENVS:
-        env = _PROJECT_ENVS[env_id]()
-        return env, env.default_params
-    env, params = gymnax.make(env_id)
-    if env_id.endswith("-MinAtar"):
-        env = BoolObservations(env)
-    return env, params
-
-
-def env_spec(env_id: str) -> tuple[tuple[int, ...], jnp.dtype, int]:
-    """Observation shape, observation dtype and number of discrete actions of an env.
-
-    Found by tracing one reset abstractly (nothing is compiled or run).
-
-    Raises:
-      ValueError: for an unknown id, or an environment whose actions are not discrete.
-    """
-    env, params = make_env(env_id)
-    obs = jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0))
-    return tuple(obs.shape), obs.dtype, int(env.action_space(params).n)

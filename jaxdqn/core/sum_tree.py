@@ -1,4 +1,5 @@
-"""Proportional prioritized replay (Schaul et al. 2016) on a device-resident sum tree.
+"""A device-resident sum tree: the sampling structure of proportional prioritized replay
+(Schaul et al. 2016), used by :func:`jaxdqn.make_replay` with ``prioritized=True``.
 
 The tree has fan-out ``K`` (:data:`FANOUT`) and keeps one flat array per level:
 ``levels[0]`` holds the priority of each buffer slot, and entry ``j`` of ``levels[d + 1]``
@@ -9,16 +10,12 @@ on each of the ``ceil(log_K capacity)`` levels; drawing ``B`` slots walks ``B`` 
 from the top, choosing among ``K`` children per level: both cost
 ``O(B K log_K capacity)``, under ``jit`` and ``vmap``.
 
-Why ``K = 16`` and not a binary tree: on a CPU, XLA charges per operation, and the
-level-by-level gathers and scatters are the operations. With 5 levels instead of 18, a
-draw plus a set of 128 priorities in a 200,000-slot tree took 0.8-0.95 ms instead of
-7.9 ms for 16 seeds under ``vmap`` on 2 CPU cores, and separate arrays per level let each
-scatter update its level in place.
+A wide tree has few levels, and on a CPU, where XLA charges per operation, the
+level-by-level gathers and scatters are the operations; separate arrays per level let
+each scatter update its level in place (the CHANGELOG has the measurements).
 
-Priorities are ``|δ|^α + ε``; new transitions enter at the largest priority set so far.
 Sampling is stratified: slot ``j`` of a batch is drawn from the ``j``-th of ``B`` equal
-slices of the total priority. Importance weights ``(N P(i))^-β`` are divided by the
-batch's largest, so they scale the loss down only.
+slices of the total priority. New slots enter at the largest priority set so far.
 """
 
 from __future__ import annotations
@@ -117,14 +114,3 @@ def sum_tree_sample(
         child, u, value = _descend(_children(level, nodes), u)
         nodes = nodes * FANOUT + child
     return nodes, value / total
-
-
-def importance_weights(probabilities: jax.Array, size: jax.Array, beta) -> jax.Array:
-    """``(size * P(i))^-beta``, divided by the largest in the batch (float32 ``[B]``)."""
-    weights = (size.astype(jnp.float32) * probabilities) ** (-jnp.asarray(beta, jnp.float32))
-    return weights / weights.max()
-
-
-def priorities_from_td(td: jax.Array, alpha, eps) -> jax.Array:
-    """``|δ|^α + ε`` for TD errors ``[B]``."""
-    return jnp.abs(td).astype(jnp.float32) ** alpha + eps

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxdqn.monitor import read_metrics
-from jaxdqn.train import METRIC_NAMES
+from jaxdqn.host.monitor import read_metrics
 
 _LABELS = {
     "episode_return": "episode return (training policy, mean per log window)",
@@ -57,7 +56,7 @@ def plot_runs(
     Args:
       run_dirs: folders written by ``jaxdqn train`` (``metrics_seed*.jsonl`` inside).
       out: PNG file to write (its folder is created).
-      metric: one of ``jaxdqn.train.METRIC_NAMES``.
+      metric: a metric the runs logged (``Trainer.metric_names``).
 
     Returns:
       The path written.
@@ -65,18 +64,20 @@ def plot_runs(
     Raises:
       ValueError: an unknown metric, or a folder without metric files.
     """
-    if metric not in METRIC_NAMES:
-        raise ValueError(f"metric={metric!r} is invalid: choose one of {', '.join(METRIC_NAMES)}.")
+    runs_by_dir = [(run_dir, read_metrics(run_dir)) for run_dir in run_dirs]
+    for run_dir, runs in runs_by_dir:
+        if not runs:
+            raise ValueError(f"{run_dir} holds no metrics_seed*.jsonl files.")
+        logged = next(iter(runs.values()))
+        if metric not in logged:
+            raise ValueError(f"metric={metric!r} is invalid: {run_dir} logged {', '.join(logged)}.")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for run_dir in run_dirs:
-        runs = read_metrics(run_dir)
-        if not runs:
-            raise ValueError(f"{run_dir} holds no metrics_seed*.jsonl files.")
+    for run_dir, runs in runs_by_dir:
         rows = min(len(m["env_steps"]) for m in runs.values())  # a run cut short mid-chunk
         steps = next(iter(runs.values()))["env_steps"][:rows]
         values = np.stack([m[metric][:rows] for m in runs.values()])

@@ -7,12 +7,10 @@ device trains its own seeds, with no communication between them.
 On a multi-core CPU, JAX shows a single CPU device unless ``JAX_NUM_CPU_DEVICES`` is set
 before JAX starts. A single device runs a program's operations on a thread pool shared by
 the cores, and for the many small operations of a DQN step, handing them between threads
-costs more than it gains (the CartPole preset, 8 seeds x 16k steps: 13.9 s on 2 cores,
-12.3 s pinned to one with ``taskset -c 0``). With ``JAX_NUM_CPU_DEVICES=2`` each core
-trains half of the seeds: the preset's 8 seeds x 200k steps took 89.8 s instead of
-159.2 s (``benchmarks/results/throughput_cpu*.json``). ``jaxdqn train``, the benchmarks
-and the learning tests spread their seeds this way whenever more than one device is
-visible.
+costs more than it gains; with ``JAX_NUM_CPU_DEVICES`` set to the core count each core
+trains its share of the seeds (the README's "every core" section has the measurements).
+``jaxdqn train``, the benchmarks and the learning tests spread their seeds this way
+whenever more than one device is visible.
 """
 
 from __future__ import annotations
@@ -71,5 +69,5 @@ def cores_hint(platform_name: str, num_devices: int, num_seeds: int, cores: int)
         return None
     return (
         f"jaxdqn: tip: JAX sees one CPU device on {cores} cores; run with "
-        f"JAX_NUM_CPU_DEVICES={cores} to train the seeds on every core (see jaxdqn.devices)."
+        f"JAX_NUM_CPU_DEVICES={cores} to train the seeds on every core (see jaxdqn.host.devices)."
     )

@@ -1,13 +1,18 @@
-"""A device-resident circular replay buffer made of pure functions.
+"""A generic device-resident circular buffer made of pure functions: fixed-size storage
+of any pytree of items, overwriting the oldest, sampled uniformly.
 
-``make_replay_buffer(capacity)`` returns a :class:`ReplayBuffer` bundle of
-``init / add / sample / can_sample``. The state is a pytree of preallocated device arrays,
-so the buffer lives inside the compiled loop, runs under ``jax.jit`` and ``jax.vmap`` (one
-buffer per seed) and is never copied to the host.
+``make_circular_buffer(capacity)`` returns a :class:`CircularBuffer` bundle of
+``init / add / sample / can_sample``. It knows nothing of transitions: DQN's experience
+replay (:func:`jaxdqn.make_replay`) keeps its rows in one and adds what a transition needs
+(next observations, n-step targets, priorities).
+
+The state is a pytree of preallocated device arrays, so the buffer lives inside the
+compiled loop, runs under ``jax.jit`` and ``jax.vmap`` (one buffer per seed) and is never
+copied to the host.
 
 Examples:
   >>> import jax, jax.numpy as jnp, jaxdqn
-  >>> buffer = jaxdqn.make_replay_buffer(capacity=4)
+  >>> buffer = jaxdqn.make_circular_buffer(capacity=4)
   >>> state = buffer.init({"x": jnp.zeros((), jnp.float32)})
   >>> state = buffer.add(state, {"x": jnp.arange(3.0)})      # a batch of 3
   >>> batch = buffer.sample(state, jax.random.key(0), 8)     # only slots 0..2
@@ -25,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 
-class ReplayBufferState(NamedTuple):
+class CircularBufferState(NamedTuple):
     """Storage and write cursor of a circular buffer."""
 
     data: Any  # pytree like the example transition, each leaf [capacity, *leaf_shape]
@@ -33,8 +38,8 @@ class ReplayBufferState(NamedTuple):
     size: jax.Array  # shape=(), int32: written slots, in [0, capacity]
 
 
-class ReplayBuffer(NamedTuple):
-    """Pure functions over a :class:`ReplayBufferState`.
+class CircularBuffer(NamedTuple):
+    """Pure functions over a :class:`CircularBufferState`.
 
     Attributes:
       init: ``init(example) -> state``; ``example`` is one item (no batch axis), its
@@ -52,23 +57,23 @@ class ReplayBuffer(NamedTuple):
         ``n`` items writes (for state kept per slot beside the buffer, such as priorities).
     """
 
-    init: Callable[[Any], ReplayBufferState]
-    add: Callable[[ReplayBufferState, Any], ReplayBufferState]
-    sample: Callable[[ReplayBufferState, jax.Array, int], Any]
-    sample_slots: Callable[[ReplayBufferState, jax.Array, int], jax.Array]
-    can_sample: Callable[[ReplayBufferState, int], jax.Array]
-    write_slots: Callable[[ReplayBufferState, int], jax.Array]
+    init: Callable[[Any], CircularBufferState]
+    add: Callable[[CircularBufferState, Any], CircularBufferState]
+    sample: Callable[[CircularBufferState, jax.Array, int], Any]
+    sample_slots: Callable[[CircularBufferState, jax.Array, int], jax.Array]
+    can_sample: Callable[[CircularBufferState, int], jax.Array]
+    write_slots: Callable[[CircularBufferState, int], jax.Array]
     capacity: int
 
 
-def make_replay_buffer(capacity: int) -> ReplayBuffer:
-    """Builds a uniform circular replay buffer.
+def make_circular_buffer(capacity: int) -> CircularBuffer:
+    """Builds a uniform circular buffer.
 
     Args:
       capacity: number of items kept; the newest ``capacity`` survive.
 
     Returns:
-      A :class:`ReplayBuffer`.
+      A :class:`CircularBuffer`.
 
     Raises:
       ValueError: if ``capacity`` is not a positive integer; ``add`` raises (at trace
@@ -80,11 +85,11 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
         raise ValueError(f"capacity={capacity!r} is invalid: must be a positive int.")
     capacity = int(capacity)
 
-    def init(example: Any) -> ReplayBufferState:
+    def init(example: Any) -> CircularBufferState:
         data = jax.tree.map(lambda x: jnp.zeros((capacity, *x.shape), x.dtype), example)
-        return ReplayBufferState(data=data, position=jnp.int32(0), size=jnp.int32(0))
+        return CircularBufferState(data=data, position=jnp.int32(0), size=jnp.int32(0))
 
-    def add(state: ReplayBufferState, items: Any) -> ReplayBufferState:
+    def add(state: CircularBufferState, items: Any) -> CircularBufferState:
         sizes = {x.shape[0] if x.ndim else None for x in jax.tree.leaves(items)}
         if len(sizes) != 1 or None in sizes:
             raise ValueError(
@@ -96,26 +101,26 @@ def make_replay_buffer(capacity: int) -> ReplayBuffer:
         jax.tree.map(check_leaf, state.data, items)
         slots = write_slots(state, n)
         data = jax.tree.map(lambda d, x: d.at[slots].set(x), state.data, items)
-        return ReplayBufferState(
+        return CircularBufferState(
             data=data,
             position=(state.position + n) % capacity,
             size=jnp.minimum(state.size + n, capacity),
         )
 
-    def write_slots(state: ReplayBufferState, n: int) -> jax.Array:
+    def write_slots(state: CircularBufferState, n: int) -> jax.Array:
         return (state.position + jnp.arange(n, dtype=jnp.int32)) % capacity
 
-    def sample_slots(state: ReplayBufferState, key: jax.Array, batch_size: int) -> jax.Array:
+    def sample_slots(state: CircularBufferState, key: jax.Array, batch_size: int) -> jax.Array:
         return jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
 
-    def sample(state: ReplayBufferState, key: jax.Array, batch_size: int) -> Any:
+    def sample(state: CircularBufferState, key: jax.Array, batch_size: int) -> Any:
         slots = sample_slots(state, key, batch_size)
         return jax.tree.map(lambda d: d[slots], state.data)
 
-    def can_sample(state: ReplayBufferState, batch_size: int) -> jax.Array:
+    def can_sample(state: CircularBufferState, batch_size: int) -> jax.Array:
         return state.size >= batch_size
 
-    return ReplayBuffer(
+    return CircularBuffer(
         init=init,
         add=add,
         sample=sample,

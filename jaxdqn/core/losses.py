@@ -4,7 +4,7 @@ Each TD function takes ONE transition and returns its TD error ``target - q_tm1[
 with gradients stopped through the target; batch with ``jax.vmap``. The discount carries
 the termination mask: ``discount_t = gamma * (1 - terminated)``. A *truncated* step (time
 limit) is not terminal: it keeps ``discount_t = gamma`` and bootstraps from the true final
-observation, which the replay memory keeps for it (:mod:`jaxdqn.replay`).
+observation, which the replay memory keeps for it (:mod:`jaxdqn.core.replay`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
+
+LOSSES = ("huber", "l2")  # what td_loss accepts as kind
 
 
 def discount_from_terminated(gamma: chex.Numeric, terminated: chex.Array) -> chex.Array:

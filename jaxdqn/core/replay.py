@@ -1,7 +1,16 @@
-"""The trainer's replay memory: each observation stored once, n-step targets built at sample time.
+"""DQN's experience replay as one component: storage, n-step targets, uniform or
+prioritized sampling, importance weights and priority updates.
+
+:func:`make_replay` returns a :class:`Replay` bundle of pure functions (``init``, ``add``,
+``sample``, ``update_priorities``); whether sampling is uniform or proportional to
+priorities (Schaul et al. 2016) is chosen when it is built, and the sum tree of
+prioritized replay lives inside its state. The trainer, the learner and the benchmarks
+use nothing else of replay.
+
+Storage: each observation is stored once.
 
 A vectorised step of ``E = num_envs`` envs writes ``E`` consecutive rows to a circular
-buffer of ``capacity`` rows (:func:`jaxdqn.make_replay_buffer`). A row holds the
+buffer of ``capacity`` rows (:func:`jaxdqn.make_circular_buffer`). A row holds the
 observation the action was taken in, the action, the reward and the two end flags; it does
 **not** hold the next observation, because that is the next row of the same env, ``E``
 rows later. Only three cases need more, and they are kept beside the rows:
@@ -15,10 +24,8 @@ rows later. Only three cases need more, and they are kept beside the rows:
   ``next_obs`` (``[E, ...]``), replaced on every add;
 * a **terminated** step needs no next observation: its bootstrap is weighted by 0.
 
-So a stored transition takes one observation in its native dtype plus the scalar fields
-(CartPole: 26 bytes instead of 42 for obs and next_obs in float32; Breakout-MinAtar: 410
-instead of 3,210), plus the ring's share: 0.2% for CartPole, 0.1% for MinAtar, 3% for
-ChainWalk's 20-step episodes (:func:`jaxdqn.memory.transition_bytes`).
+So a stored transition takes one observation in its native dtype plus the scalar fields,
+and its share of the small ring (:func:`jaxdqn.host.memory.transition_bytes` counts it).
 
 n-step targets (``jaxdqn.DQNConfig.n_step``) are assembled from the same rows:
 ``reward = r_t + γ r_{t+1} + … + γ^{m-1} r_{t+m-1}`` and ``discount = γ^m (1 - terminated)``
@@ -29,14 +36,24 @@ observation with ``γ^m``) and at an env's newest row (its later steps are not w
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxdqn.buffer import ReplayBufferState, check_leaf, make_replay_buffer
-from jaxdqn.state import Batch, Transition
+from jaxdqn.core.circular_buffer import CircularBufferState, check_leaf, make_circular_buffer
+from jaxdqn.core.losses import discount_from_terminated
+from jaxdqn.core.sum_tree import (
+    SumTreeState,
+    sum_tree_init,
+    sum_tree_sample,
+    sum_tree_set,
+    sum_tree_set_new,
+)
+from jaxdqn.core.types import Batch, Transition
 
 
 class StoredStep(NamedTuple):
@@ -50,14 +67,23 @@ class StoredStep(NamedTuple):
 
 
 class ReplayState(NamedTuple):
-    """Rows, the newest next observations and the ring of final observations (one seed)."""
+    """Rows, the newest next observations, the ring of final observations and, with
+    prioritized replay, the sum tree of the rows' priorities (one seed)."""
 
-    rows: ReplayBufferState  # data: StoredStep with leaves [capacity, ...]
+    rows: CircularBufferState  # data: StoredStep with leaves [capacity, ...]
     next_obs: jax.Array  # [num_envs, *obs_shape]: next observation of each env's newest row
     final_obs: jax.Array  # [F, *obs_shape]: final observations of truncated steps (a ring)
     final_row: jax.Array  # [F] int32: global number of the row each belongs to; -1 if none
     final_count: jax.Array  # [] int32: final observations ever stored
     rows_added: jax.Array  # [] int32: rows ever written (global number of the next row)
+    priorities: SumTreeState | None  # a priority per row when prioritized, else None
+
+
+class ReplaySample(NamedTuple):
+    """A drawn batch and where it came from."""
+
+    batch: Batch  # leaves [B, ...]; weight: importance weights (ones when uniform)
+    slots: jax.Array  # [B] int32: the rows drawn (for update_priorities)
 
 
 class Replay(NamedTuple):
@@ -68,17 +94,24 @@ class Replay(NamedTuple):
         axis); its shape and dtype are kept.
       add: ``add(state, transition) -> state`` for one vectorised step: a
         :class:`jaxdqn.Transition` with leaves ``[num_envs, ...]`` whose ``next_obs`` is
-        the true next observation (the final one where an episode ended).
-      sample_slots: ``sample_slots(state, key, batch_size) -> int32 [batch_size]``, drawn
-        uniformly with replacement among written rows.
-      write_slots: ``write_slots(state) -> int32 [num_envs]``: the rows the next ``add``
-        writes.
+        the true next observation (the final one where an episode ended). With
+        prioritized replay the new rows get the largest priority set so far.
+      sample: ``sample(state, key, gamma, progress) -> ReplaySample``: ``batch_size``
+        written rows, drawn uniformly with replacement or in proportion to their
+        priorities, with their ``n_step`` targets at discount ``gamma`` (may be traced).
+        ``progress`` (float ``[]`` in [0, 1], the fraction of the run's updates done)
+        anneals the importance-weight exponent β from ``priority_beta`` to 1; uniform
+        replay ignores it and gives unit weights.
+      update_priorities: ``update_priorities(state, slots, td, mask) -> state``: the rows
+        at ``slots`` (int ``[B]``) take priority ``|td|^α + ε`` (``td`` ``[B]``) where
+        ``mask`` (bool ``[]``, may be traced) is true, and keep theirs where it is false;
+        unchanged state with uniform replay.
     """
 
     init: Callable[[jax.Array], ReplayState]
     add: Callable[[ReplayState, Transition], ReplayState]
-    sample_slots: Callable[[ReplayState, jax.Array, int], jax.Array]
-    write_slots: Callable[[ReplayState], jax.Array]
+    sample: Callable[[ReplayState, jax.Array, jax.Array, jax.Array], ReplaySample]
+    update_priorities: Callable[[ReplayState, jax.Array, jax.Array, jax.Array], ReplayState]
 
 
 def final_obs_capacity(capacity: int, num_envs: int, max_episode_steps: int | None) -> int:
@@ -95,27 +128,133 @@ def final_obs_capacity(capacity: int, num_envs: int, max_episode_steps: int | No
     return num_envs * -(-steps_per_env // max(1, int(max_episode_steps)))
 
 
-def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> Replay:
-    """Builds the replay memory of a run with ``num_envs`` envs stepped in lockstep.
+def make_replay(
+    capacity: int,
+    num_envs: int,
+    max_episode_steps: int | None,
+    *,
+    batch_size: int,
+    n_step: int = 1,
+    prioritized: bool = False,
+    priority_alpha: float = 0.6,
+    priority_beta: float = 0.4,
+    priority_eps: float = 1e-6,
+) -> Replay:
+    """Builds the experience replay of a run with ``num_envs`` envs stepped in lockstep.
 
     Args:
       capacity: rows (transitions) kept, at least ``num_envs``; the newest survive.
       num_envs: rows written per :attr:`Replay.add`.
       max_episode_steps: the envs' time limit (gymnax ``max_steps_in_episode``): no env may
         truncate twice within fewer steps. ``None`` sizes the ring for the worst case.
+      batch_size: rows per :attr:`Replay.sample`.
+      n_step: steps summed per target (1 is the one-step target), at most
+        ``capacity // num_envs``.
+      prioritized: draw rows in proportion to ``|δ|^priority_alpha + priority_eps``
+        instead of uniformly, weighting them by ``(N P(i))^-β`` normalised by the batch's
+        largest.
+      priority_alpha: exponent of ``|δ|`` in [0, 1] (0 is uniform).
+      priority_beta: importance-weight exponent β at ``progress=0``, in [0, 1].
+      priority_eps: added to every priority (> 0), so no row becomes undrawable.
 
     Returns:
       A :class:`Replay`.
 
     Raises:
-      ValueError: if ``capacity < num_envs``.
+      ValueError: naming the argument, for a ``capacity`` below ``num_envs``, a
+        ``batch_size`` below 1, or an ``n_step`` outside ``[1, capacity // num_envs]``.
     """
+    _check_replay_args(capacity, num_envs, batch_size, n_step)
+    parts = _ReplayParts(
+        storage=_make_storage(capacity, num_envs, max_episode_steps),
+        capacity=capacity,
+        batch_size=batch_size,
+        n_step=n_step,
+        prioritized=prioritized,
+        priority_alpha=priority_alpha,
+        priority_beta=priority_beta,
+        priority_eps=priority_eps,
+    )
+    return Replay(
+        init=partial(_init, parts),
+        add=partial(_add, parts),
+        sample=partial(_sample, parts),
+        update_priorities=partial(_update_priorities, parts),
+    )
+
+
+def _check_replay_args(capacity: int, num_envs: int, batch_size: int, n_step: int) -> None:
     if capacity < num_envs:
         raise ValueError(
             f"capacity={capacity} is invalid: must be >= num_envs={num_envs} "
             "(each add writes num_envs rows)."
         )
-    rows = make_replay_buffer(capacity)
+    for name, value in (("batch_size", batch_size), ("n_step", n_step)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}={value!r} is invalid: must be a positive int.")
+    if n_step > capacity // num_envs:
+        raise ValueError(
+            f"n_step={n_step} is invalid: must be <= capacity // num_envs = "
+            f"{capacity // num_envs} (the rows must hold n steps of every env)."
+        )
+
+
+class _ReplayParts(NamedTuple):
+    storage: _Storage
+    capacity: int
+    batch_size: int
+    n_step: int
+    prioritized: bool
+    priority_alpha: float
+    priority_beta: float
+    priority_eps: float
+
+
+def _init(parts: _ReplayParts, example_obs: jax.Array) -> ReplayState:
+    state = parts.storage.init(example_obs)
+    if parts.prioritized:
+        return state._replace(priorities=sum_tree_init(parts.capacity))
+    return state
+
+
+def _add(parts: _ReplayParts, state: ReplayState, transition: Transition) -> ReplayState:
+    if parts.prioritized:  # the new rows are drawn with high probability at least once
+        priorities = sum_tree_set_new(state.priorities, parts.storage.write_slots(state))
+        state = state._replace(priorities=priorities)
+    return parts.storage.add(state, transition)
+
+
+def _sample(parts: _ReplayParts, state: ReplayState, key: jax.Array, gamma, progress):
+    if parts.prioritized:
+        slots, probabilities = sum_tree_sample(state.priorities, key, parts.batch_size)
+    else:
+        slots = parts.storage.sample_slots(state, key, parts.batch_size)
+    batch = n_step_batch(state, slots, n=parts.n_step, gamma=gamma)
+    if parts.prioritized:
+        beta = parts.priority_beta + (1.0 - parts.priority_beta) * progress
+        weights = importance_weights(probabilities, state.rows.size, beta)
+        batch = batch._replace(weight=weights)
+    return ReplaySample(batch=batch, slots=slots)
+
+
+def _update_priorities(parts: _ReplayParts, state: ReplayState, slots, td, mask) -> ReplayState:
+    if not parts.prioritized:
+        return state
+    new = priorities_from_td(td, parts.priority_alpha, parts.priority_eps)
+    new = jnp.where(mask, new, state.priorities.levels[0][slots])
+    return state._replace(priorities=sum_tree_set(state.priorities, slots, new))
+
+
+class _Storage(NamedTuple):
+    init: Callable[[jax.Array], ReplayState]
+    add: Callable[[ReplayState, Transition], ReplayState]
+    sample_slots: Callable[[ReplayState, jax.Array, int], jax.Array]
+    write_slots: Callable[[ReplayState], jax.Array]
+
+
+def _make_storage(capacity: int, num_envs: int, max_episode_steps: int | None) -> _Storage:
+    """The rows, the newest next observations and the ring of final observations."""
+    rows = make_circular_buffer(capacity)
     ring = final_obs_capacity(capacity, num_envs, max_episode_steps)
     env_ids = jnp.arange(num_envs, dtype=jnp.int32)
 
@@ -135,6 +274,7 @@ def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> 
             final_row=jnp.full(ring, -1, jnp.int32),
             final_count=jnp.int32(0),
             rows_added=jnp.int32(0),
+            priorities=None,
         )
 
     def add(state: ReplayState, transition: Transition) -> ReplayState:
@@ -150,7 +290,7 @@ def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> 
         truncated = transition.truncated
         entry = state.final_count + jnp.cumsum(truncated, dtype=jnp.int32) - 1
         slot = jnp.where(truncated, entry % ring, ring)
-        return ReplayState(
+        return state._replace(
             rows=rows.add(state.rows, step),
             next_obs=transition.next_obs,
             final_obs=state.final_obs.at[slot].set(transition.next_obs, mode="drop"),
@@ -165,7 +305,18 @@ def make_replay(capacity: int, num_envs: int, max_episode_steps: int | None) -> 
     def write_slots(state: ReplayState) -> jax.Array:
         return rows.write_slots(state.rows, num_envs)
 
-    return Replay(init=init, add=add, sample_slots=sample_slots, write_slots=write_slots)
+    return _Storage(init=init, add=add, sample_slots=sample_slots, write_slots=write_slots)
+
+
+def importance_weights(probabilities: jax.Array, size: jax.Array, beta) -> jax.Array:
+    """``(size * P(i))^-beta``, divided by the largest in the batch (float32 ``[B]``)."""
+    weights = (size.astype(jnp.float32) * probabilities) ** (-jnp.asarray(beta, jnp.float32))
+    return weights / weights.max()
+
+
+def priorities_from_td(td: jax.Array, alpha, eps) -> jax.Array:
+    """``|δ|^α + ε`` for TD errors ``[B]``."""
+    return jnp.abs(td).astype(jnp.float32) ** alpha + eps
 
 
 def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batch:
@@ -199,7 +350,7 @@ def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batc
         last = jnp.where(alive, rows, last)
         last_written_after = jnp.where(alive, written_after - k * stride, last_written_after)
         steps = steps + alive
-    discount = gamma**steps * (1.0 - data.terminated[last].astype(jnp.float32))
+    discount = discount_from_terminated(gamma**steps, data.terminated[last])
     return Batch(
         obs=data.obs[slots],
         action=data.action[slots],

@@ -33,9 +33,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxdqn.state import is_prng_key
+from jaxdqn.core.types import is_prng_key
 
-FORMAT_VERSION = 3  # 2: each observation stored once; 3: sum tree of fan-out 16
+FORMAT_VERSION = 4  # raised whenever the stored state's layout changes (see CHANGELOG.md)
 _NAME = re.compile(r"^ckpt-(\d+)$")
 
 
@@ -115,16 +115,7 @@ def save_checkpoint(
     final = checkpoint_path(directory, step)
     tmp = directory / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    arrays, leaves = {}, []
-    for i, (path, leaf) in enumerate(_leaf_records(state)):
-        record = {"path": path}
-        if is_prng_key(leaf):
-            record["key_impl"] = str(jax.random.key_impl(leaf))
-            leaf = jax.random.key_data(leaf)
-        value = np.asarray(jax.device_get(leaf))
-        record.update(shape=list(value.shape), dtype=value.dtype.str)
-        arrays[f"leaf_{i:05d}"] = value
-        leaves.append(record)
+    arrays, leaves = _host_arrays(state)
     with open(tmp / "state.npz", "wb") as f:
         np.savez(f, **arrays)
         f.flush()
@@ -150,6 +141,22 @@ def save_checkpoint(
         for old in checkpoint_steps(directory)[:-keep]:
             shutil.rmtree(checkpoint_path(directory, old), ignore_errors=True)
     return final
+
+
+def _host_arrays(state: Any) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Every leaf of ``state`` as a NumPy array (``leaf_00000``, ...; typed PRNG keys as
+    their key data) and its record for ``meta.json``: path, shape, dtype, key impl."""
+    arrays, leaves = {}, []
+    for i, (path, leaf) in enumerate(_leaf_records(state)):
+        record = {"path": path}
+        if is_prng_key(leaf):
+            record["key_impl"] = str(jax.random.key_impl(leaf))
+            leaf = jax.random.key_data(leaf)
+        value = np.asarray(jax.device_get(leaf))
+        record.update(shape=list(value.shape), dtype=value.dtype.str)
+        arrays[f"leaf_{i:05d}"] = value
+        leaves.append(record)
+    return arrays, leaves
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:

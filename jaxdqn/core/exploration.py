@@ -11,6 +11,9 @@ import chex
 import jax
 import jax.numpy as jnp
 
+EXPLORATIONS = ("epsilon_greedy", "boltzmann")  # select_action's kinds
+SCHEDULES = ("linear", "exponential", "constant")  # exploration_value's schedules
+
 
 def linear_schedule(
     count: chex.Numeric, start: chex.Numeric, end: chex.Numeric, steps: chex.Numeric
@@ -38,23 +41,24 @@ def exponential_schedule(
     return jnp.maximum(end, value).astype(jnp.float32)
 
 
-def exploration_value(config, count: chex.Numeric, hparams=None) -> chex.Array:
-    """ε (or Boltzmann temperature) of ``config``'s schedule at ``count``.
+def exploration_value(schedule: str, count: chex.Numeric, params) -> chex.Array:
+    """ε (or Boltzmann temperature) of an exploration schedule at ``count``.
 
     Args:
-      config: a :class:`jaxdqn.DQNConfig`; its ``exploration_schedule`` picks the shape.
-      count: ``[...]`` count in ``config.exploration_unit``.
-      hparams: a :class:`jaxdqn.Hyperparams` whose (possibly traced) ``exploration_*``
-        values replace the config's.
+      schedule: one of :data:`SCHEDULES`: ``"linear"`` (:func:`linear_schedule`),
+        ``"exponential"`` (:func:`exponential_schedule`) or ``"constant"``.
+      count: ``[...]`` count (env steps or episodes).
+      params: any object with ``exploration_start``, ``exploration_end``,
+        ``exploration_steps`` and ``exploration_decay`` (possibly traced): a
+        :class:`jaxdqn.Hyperparams` or a :class:`jaxdqn.DQNConfig`.
 
     Returns:
       float32 ``[...]``.
     """
-    p = config if hparams is None else hparams
-    kind = config.exploration_schedule
-    if kind == "linear":
+    p = params
+    if schedule == "linear":
         return linear_schedule(count, p.exploration_start, p.exploration_end, p.exploration_steps)
-    if kind == "exponential":
+    if schedule == "exponential":
         return exponential_schedule(
             count, p.exploration_start, p.exploration_end, p.exploration_decay
         )
@@ -99,8 +103,10 @@ def boltzmann(key: jax.Array, q_values: chex.Array, temperature: chex.Numeric) -
     return jax.random.categorical(key, q_values / temperature).astype(jnp.int32)
 
 
-def select_action(config, key: jax.Array, q_values: chex.Array, value: chex.Numeric):
-    """The action of ``config.exploration`` (ε-greedy or Boltzmann) for one Q-vector."""
-    if config.exploration == "boltzmann":
+def select_action(kind: str, key: jax.Array, q_values: chex.Array, value: chex.Numeric):
+    """The action of exploration ``kind`` (one of :data:`EXPLORATIONS`) for one Q-vector
+    ``[num_actions]``: ε-greedy with ε = ``value``, or Boltzmann at temperature ``value``.
+    Returns int32 ``[]``."""
+    if kind == "boltzmann":
         return boltzmann(key, q_values, value)
     return epsilon_greedy(key, q_values, value)

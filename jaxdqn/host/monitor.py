@@ -17,8 +17,6 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from jaxdqn.train import METRIC_NAMES
-
 
 def run_chunks(
     run_chunk: Callable[[Any], tuple[Any, dict[str, Any]]],
@@ -80,15 +78,21 @@ class MetricsWriter:
     window without an ended episode or an update) is written as ``null``.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, seeds: list[int]):
+    def __init__(
+        self, run_dir: str | os.PathLike, seeds: list[int], names: tuple[str, ...] | None = None
+    ):
+        self._names = names
         self._files = [open(metrics_path(run_dir, s), "a") for s in seeds]  # noqa: SIM115
 
     def write(self, metrics: dict[str, np.ndarray]) -> None:
-        """Appends rows: each metric is ``[num_seeds, num_rows]``."""
+        """Appends rows: each metric is ``[num_seeds, num_rows]``. A row holds every metric,
+        in the order of ``names`` if it was given (``Trainer.metric_names``), else of
+        ``metrics``."""
+        names = self._names or tuple(metrics)
         rows = metrics["env_steps"].shape[1]
         for i, f in enumerate(self._files):
             for r in range(rows):
-                record = {name: _json_value(metrics[name][i, r]) for name in METRIC_NAMES}
+                record = {name: _json_value(metrics[name][i, r]) for name in names}
                 f.write(json.dumps(record) + "\n")
             f.flush()
 
@@ -111,14 +115,16 @@ def truncate_metrics(run_dir: str | os.PathLike, seeds: list[int], env_steps: in
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict[int, dict[str, np.ndarray]]:
-    """Every seed's metrics of a run folder: ``{seed: {name: float64 [rows]}}`` (NaN for null)."""
+    """Every seed's metrics of a run folder: ``{seed: {name: float64 [rows]}}``, one entry
+    per name any row holds (NaN for null or missing)."""
     runs = {}
     for path in sorted(Path(run_dir).glob("metrics_seed*.jsonl")):
         seed = int(path.stem.removeprefix("metrics_seed"))
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        names = dict.fromkeys(name for row in rows for name in row)
         runs[seed] = {
             name: np.array([np.nan if r.get(name) is None else r[name] for r in rows], float)
-            for name in METRIC_NAMES
+            for name in names
         }
     return runs
 

@@ -1,0 +1,271 @@
+"""The learner: online and target parameters, the optimizer, the TD loss and target sync.
+
+:func:`make_learner` returns a :class:`Learner` bundle, ``init`` and ``update``, over a
+:class:`LearnerState`. It learns from any :class:`jaxdqn.core.types.Batch` (the replay's
+n-step targets and importance weights come in the batch) and knows nothing of where the
+batch came from, of environments, or of when learning starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxdqn.core import losses
+from jaxdqn.core.types import Batch
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+LEARNING_RATE_SCHEDULES = ("constant", "linear")
+
+
+class LearnerState(NamedTuple):
+    """What gradient updates change (one seed)."""
+
+    params: Any  # online Q-network parameters (flax variables pytree)
+    target_params: Any  # target Q-network parameters, same structure as params
+    opt_state: Any  # optax state of the unit-rate update direction
+    updates: jax.Array  # shape=(), int32: gradient updates applied
+
+
+class UpdateStats(NamedTuple):
+    """Scalars reported by every gradient update; the trainer averages each over a log
+    window and reports it under its field name."""
+
+    loss: jax.Array  # TD loss, weighted by batch.weight
+    q_value: jax.Array  # mean Q of the batch's actions
+    td_error: jax.Array  # mean |δ|
+    grad_norm: jax.Array  # global norm of the gradients, before clipping
+
+
+class Learner(NamedTuple):
+    """Pure functions over a :class:`LearnerState`.
+
+    Attributes:
+      init: ``init(key, obs) -> LearnerState`` for observations ``[B, *obs_shape]``:
+        fresh parameters, target parameters equal to them, ``updates = 0``.
+      update: ``update(state, batch, hparams) -> (state, stats, td)``: one gradient update
+        on a :class:`Batch` with leaves ``[B, ...]`` at the (possibly traced) learning
+        rate and target sync of ``hparams`` (:class:`jaxdqn.Hyperparams`); ``stats`` is an
+        :class:`UpdateStats`, ``td`` ``[B]`` the TD errors before the step.
+      stat_names: the names of ``stats``' fields.
+    """
+
+    init: Callable[[jax.Array, jax.Array], LearnerState]
+    update: Callable[[LearnerState, Batch, Any], tuple[LearnerState, UpdateStats, jax.Array]]
+    stat_names: tuple[str, ...]
+
+
+def make_optimizer(
+    name: str = "adam", eps: float = 1e-8, max_grad_norm: float | None = None
+) -> optax.GradientTransformation:
+    """The update direction: optional global-norm clipping, then the optimizer ``name``
+    at a unit learning rate.
+
+    The step size is applied by the learner, as :func:`learning_rate_at` times this
+    direction (every optimizer here scales its direction by the learning rate last), so
+    the learning rate can be a traced value of a sweep. Not an optimizer to use on its
+    own: applied as it is, it would step at learning rate 1.
+
+    Args:
+      name: one of :data:`OPTIMIZERS`.
+      eps: epsilon of adam, adamw and rmsprop.
+      max_grad_norm: clip gradients to this global norm first; ``None`` does not clip.
+
+    Returns:
+      An ``optax.GradientTransformation`` whose updates have the params' shapes.
+
+    Raises:
+      ValueError: for an unknown ``name``.
+    """
+    builders = {
+        "adam": lambda: optax.adam(1.0, eps=eps),
+        "adamw": lambda: optax.adamw(1.0, eps=eps),
+        "rmsprop": lambda: optax.rmsprop(1.0, eps=eps),
+        "sgd": lambda: optax.sgd(1.0),
+    }
+    if name not in builders:
+        raise ValueError(f"name={name!r} is invalid: must be one of {', '.join(OPTIMIZERS)}.")
+    optimizer = builders[name]()
+    if max_grad_norm is None:
+        return optimizer
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optimizer)
+
+
+def learning_rate_at(
+    schedule: str, learning_rate: chex.Numeric, updates: chex.Numeric, total_updates: int
+) -> jax.Array:
+    """Step size of the gradient update that follows ``updates`` earlier ones.
+
+    ``"constant"``: ``learning_rate``; ``"linear"``: decays from ``learning_rate`` to 0
+    over ``total_updates`` updates. Returns float32 ``[]``.
+    """
+    learning_rate = jnp.asarray(learning_rate, jnp.float32)
+    if schedule == "linear":
+        done = jnp.asarray(updates, jnp.float32) / total_updates
+        return learning_rate * jnp.clip(1.0 - done, 0.0, 1.0)
+    return learning_rate
+
+
+def sync_target(
+    params: Any, target_params: Any, updates: chex.Numeric, period: chex.Numeric, tau: chex.Numeric
+) -> Any:
+    """Target parameters after gradient update number ``updates``.
+
+    Every ``period`` updates, ``target <- tau * online + (1 - tau) * target``; otherwise
+    unchanged. ``tau=1`` is the hard copy of Mnih et al. (2015); ``period=1`` with a small
+    ``tau`` is Polyak averaging; ``period=1, tau=1`` makes targets follow the online net
+    (no target network). Built on optax's ``periodic_update`` and ``incremental_update``.
+
+    Args:
+      params: online parameters (any pytree).
+      target_params: target parameters, same structure.
+      updates: ``[]`` int, number of gradient updates applied so far (after this one).
+      period: sync period in gradient updates (>= 1).
+      tau: sync step size in (0, 1].
+
+    Returns:
+      The new target parameters, same structure.
+    """
+    blended = optax.incremental_update(params, target_params, tau)
+    return optax.periodic_update(blended, target_params, updates, period)
+
+
+def td_errors(
+    q_network: nn.Module, params: Any, target_params: Any, batch: Batch, *, double_q: bool
+) -> tuple[jax.Array, jax.Array]:
+    """TD errors of a batch and the Q-values of the actions taken.
+
+    Args:
+      q_network: the Q-network module.
+      params, target_params: online and target parameters.
+      batch: a :class:`jaxdqn.core.types.Batch` with leaves ``[B, ...]``; its ``discount``
+        already holds ``gamma`` (to the power n for n-step returns) and the termination.
+      double_q: select the next action with the online net and value it with the target
+        net (van Hasselt et al. 2016), instead of the target net's max.
+
+    Returns:
+      ``(td [B], q_taken [B])``; gradients flow only through ``q_taken``.
+    """
+    q_tm1 = q_network.apply(params, batch.obs)
+    q_t_value = q_network.apply(target_params, batch.next_obs)
+    if double_q:
+        q_t_selector = q_network.apply(params, batch.next_obs)
+        td = jax.vmap(losses.double_q_learning)(
+            q_tm1, batch.action, batch.reward, batch.discount, q_t_value, q_t_selector
+        )
+    else:
+        td = jax.vmap(losses.q_learning)(
+            q_tm1, batch.action, batch.reward, batch.discount, q_t_value
+        )
+    q_taken = jnp.take_along_axis(q_tm1, batch.action[:, None], axis=1)[:, 0]
+    return td, q_taken
+
+
+def make_learner(
+    q_network: nn.Module,
+    optimizer: optax.GradientTransformation,
+    *,
+    double_q: bool = True,
+    loss: str = "l2",
+    huber_delta: float = 1.0,
+    learning_rate_schedule: str = "constant",
+    total_updates: int = 1,
+) -> Learner:
+    """DQN's learner: TD loss, one optimizer step, target sync.
+
+    Args:
+      q_network: the Q-network (``apply(params, obs [B, ...]) -> [B, num_actions]``).
+      optimizer: the unit-rate update direction (:func:`make_optimizer`).
+      double_q: Double DQN targets (van Hasselt et al. 2016).
+      loss: ``"l2"`` or ``"huber"`` on the TD errors (:func:`jaxdqn.losses.td_loss`).
+      huber_delta: Huber threshold.
+      learning_rate_schedule: one of :data:`LEARNING_RATE_SCHEDULES`
+        (:func:`learning_rate_at`).
+      total_updates: updates of the whole run, the length of a linear schedule (>= 1).
+
+    Returns:
+      A :class:`Learner`.
+
+    Raises:
+      ValueError: naming the argument, for an unknown loss or schedule, or
+        ``total_updates < 1``.
+    """
+    _check_learner_args(loss, learning_rate_schedule, total_updates)
+    parts = _LearnerParts(
+        q_network, optimizer, double_q, loss, huber_delta, learning_rate_schedule, total_updates
+    )
+    return Learner(
+        init=partial(_init, parts), update=partial(_update, parts), stat_names=UpdateStats._fields
+    )
+
+
+def _check_learner_args(loss: str, learning_rate_schedule: str, total_updates: int) -> None:
+    if loss not in losses.LOSSES:
+        raise ValueError(f"loss={loss!r} is invalid: must be one of {', '.join(losses.LOSSES)}.")
+    if learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+        raise ValueError(
+            f"learning_rate_schedule={learning_rate_schedule!r} is invalid: must be one of "
+            f"{', '.join(LEARNING_RATE_SCHEDULES)}."
+        )
+    if isinstance(total_updates, bool) or not isinstance(total_updates, int) or total_updates < 1:
+        raise ValueError(f"total_updates={total_updates!r} is invalid: must be an int >= 1.")
+
+
+class _LearnerParts(NamedTuple):
+    q_network: nn.Module
+    optimizer: optax.GradientTransformation
+    double_q: bool
+    loss: str
+    huber_delta: float
+    learning_rate_schedule: str
+    total_updates: int
+
+
+def _init(parts: _LearnerParts, key: jax.Array, obs: jax.Array) -> LearnerState:
+    params = parts.q_network.init(key, obs)
+    return LearnerState(
+        params=params,
+        target_params=params,
+        opt_state=parts.optimizer.init(params),
+        updates=jnp.int32(0),
+    )
+
+
+def _loss(parts: _LearnerParts, params, target_params, batch: Batch):
+    td, q_taken = td_errors(parts.q_network, params, target_params, batch, double_q=parts.double_q)
+    value = losses.td_loss(td, parts.loss, parts.huber_delta, batch.weight)
+    return value, (td, q_taken)
+
+
+def _update(
+    parts: _LearnerParts, state: LearnerState, batch: Batch, hparams: Any
+) -> tuple[LearnerState, UpdateStats, jax.Array]:
+    (value, (td, q_taken)), grads = jax.value_and_grad(partial(_loss, parts), has_aux=True)(
+        state.params, state.target_params, batch
+    )
+    direction, opt_state = parts.optimizer.update(grads, state.opt_state, state.params)
+    step_size = learning_rate_at(
+        parts.learning_rate_schedule, hparams.learning_rate, state.updates, parts.total_updates
+    )
+    params = optax.apply_updates(state.params, optax.tree.scale(step_size, direction))
+    updates = state.updates + 1
+    target_params = sync_target(
+        params, state.target_params, updates, hparams.target_update_period, hparams.target_tau
+    )
+    stats = UpdateStats(
+        loss=value,
+        q_value=jnp.mean(q_taken),
+        td_error=jnp.mean(jnp.abs(td)),
+        grad_norm=optax.tree.norm(grads),
+    )
+    new_state = LearnerState(
+        params=params, target_params=target_params, opt_state=opt_state, updates=updates
+    )
+    return new_state, stats, td

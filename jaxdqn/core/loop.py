@@ -1,0 +1,345 @@
+"""The loop skeleton: an actor, a replay and a learner composed into one pure ``train(key)``.
+
+:func:`make_loop` knows the components only through their bundles of functions
+(:class:`jaxdqn.core.actor.Actor`, :class:`jaxdqn.core.replay.Replay`,
+:class:`jaxdqn.core.learner.Learner`) and a :class:`LoopLayout` of static counts. It is
+three nested ``lax.scan``s with no Python per step:
+
+* a *log window* (``cycles_per_log`` cycles) ends with one row of metrics;
+* a *cycle* is ``steps_per_cycle`` env steps, then ``updates_per_cycle`` learning steps
+  once ``learning_starts`` env steps are stored;
+* an *env step* acts, steps the envs, stores the transitions and records finished
+  episodes: act → step envs → store → (per cycle) learn → record.
+
+Before ``learning_starts`` the learning steps still run but write nothing (a mask, not a
+``lax.cond``: under ``vmap`` a per-seed cond runs both branches and then selects the whole
+state, which would copy the replay memory every cycle); :func:`make_loop`'s ``learn`` is
+the one place that gate is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxdqn.core.actor import Actor, ActorState, EpisodeEnds
+from jaxdqn.core.learner import Learner, LearnerState
+from jaxdqn.core.replay import Replay, ReplayState
+from jaxdqn.core.types import is_prng_key
+
+Metrics = dict[str, jax.Array]
+
+# Metrics of every run, before the learner's per-update statistics.
+EPISODE_METRICS = (
+    "env_steps",
+    "updates",
+    "episodes",
+    "completed_episodes",
+    "episode_return",
+    "episode_length",
+    "exploration",
+)
+
+
+class Counters(NamedTuple):
+    """What the run has done so far (one seed)."""
+
+    env_steps: jax.Array  # shape=(), int32: env steps taken, summed over envs
+    episodes: jax.Array  # shape=(), int32: episodes completed, summed over envs
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries from one step to the next (one seed), grouped by role.
+
+    ``params``, ``target_params``, ``updates``, ``env_steps`` and ``episodes`` read through
+    to the group that holds them.
+    """
+
+    learner: LearnerState  # params, target params, optimizer state, update count
+    replay: ReplayState  # rows, final observations, priorities
+    actor: ActorState  # env states, observations, running episodes
+    counters: Counters  # env steps and episodes so far
+    hparams: Any  # jaxdqn.Hyperparams: the traced hyperparameters this run reads
+    key: jax.Array  # typed PRNG key, shape=(): the run's random stream
+
+    @property
+    def params(self) -> Any:
+        """Online Q-network parameters."""
+        return self.learner.params
+
+    @property
+    def target_params(self) -> Any:
+        """Target Q-network parameters."""
+        return self.learner.target_params
+
+    @property
+    def updates(self) -> jax.Array:
+        """Gradient updates applied, int32."""
+        return self.learner.updates
+
+    @property
+    def env_steps(self) -> jax.Array:
+        """Env steps taken, summed over envs, int32."""
+        return self.counters.env_steps
+
+    @property
+    def episodes(self) -> jax.Array:
+        """Episodes completed, summed over envs, int32."""
+        return self.counters.episodes
+
+
+class LoopLayout(NamedTuple):
+    """The static counts of a run's loop (see :meth:`jaxdqn.DQNConfig.loop_layout`)."""
+
+    num_envs: int  # envs stepped in lockstep
+    steps_per_cycle: int  # vectorised env steps per cycle
+    updates_per_cycle: int  # learning steps per cycle once learning has started
+    cycles_per_log: int  # cycles per log window (one row of metrics)
+    num_log_points: int  # log windows in a whole run
+    learning_starts: int  # env steps stored before learning; a whole number of cycles
+    total_updates: int  # learning steps in a whole run (the replay anneals β over them)
+
+
+class Trainer(NamedTuple):
+    """The pieces of a run, for callers that need more than ``train``.
+
+    Attributes:
+      init: ``init(key, hparams=None) -> TrainState`` at env step 0 (envs reset, replay
+        empty, target params equal to params). ``hparams`` (:class:`jaxdqn.Hyperparams`,
+        default: the config's values) are stored in the state and read by the run.
+      run: ``run(state, num_log_points) -> (state, metrics)`` advances ``num_log_points``
+        log windows; ``num_log_points`` is static, and each metric has shape
+        ``[num_log_points]``.
+      train: ``train(key, hparams=None) = run(init(key, hparams), layout.num_log_points)``.
+      metric_names: the keys of ``metrics``, in order.
+
+    Runs in chunks give bit-identical states and metrics to a whole run of the same key:
+    ``run(run(init(key), a), b)`` equals ``run(init(key), a + b)`` and ``train(key)``,
+    also under ``jax.vmap`` (vmap ``init`` and ``run`` alike). Donate the state to a
+    jitted ``run`` (``donate_argnums=0``) so the replay memory is updated in place.
+    """
+
+    init: Callable[..., TrainState]
+    run: Callable[[TrainState, int], tuple[TrainState, Metrics]]
+    train: Callable[..., tuple[TrainState, Metrics]]
+    metric_names: tuple[str, ...]
+
+
+class _Window(NamedTuple):
+    """Running sums over one log window (reset at every logging point)."""
+
+    return_sum: jax.Array  # [], float32: returns of episodes completed in the window
+    length_sum: jax.Array  # [], float32
+    completed: jax.Array  # [], int32: episodes completed in the window
+    exploration: jax.Array  # [], float32: mean ε / temperature at the latest step
+    update_sums: dict[str, jax.Array]  # [] float32 each, summed over the window's updates
+    num_updates: jax.Array  # [], int32
+
+    def record_step(self, ends: EpisodeEnds, exploration: jax.Array) -> _Window:
+        """Adds the episodes one vectorised step ended."""
+        return self._replace(
+            return_sum=self.return_sum + jnp.sum(jnp.where(ends.done, ends.episode_return, 0.0)),
+            length_sum=self.length_sum + jnp.sum(jnp.where(ends.done, ends.episode_length, 0)),
+            completed=self.completed + jnp.sum(ends.done, dtype=jnp.int32),
+            exploration=jnp.mean(exploration),
+        )
+
+    def record_updates(self, sums: dict[str, jax.Array], count: jax.Array) -> _Window:
+        """Adds the summed statistics of ``count`` learning steps."""
+        return self._replace(
+            update_sums={k: self.update_sums[k] + sums[k] for k in self.update_sums},
+            num_updates=self.num_updates + count,
+        )
+
+
+class _Parts(NamedTuple):
+    """What :func:`make_loop` composes; the loop's functions take it first."""
+
+    actor: Actor
+    replay: Replay
+    learner: Learner
+    layout: LoopLayout
+    default_hparams: Any
+
+
+def make_loop(
+    actor: Actor,
+    replay: Replay,
+    learner: Learner,
+    layout: LoopLayout,
+    default_hparams: Any,
+) -> Trainer:
+    """Composes the components into a run. Nothing is traced or compiled here.
+
+    Args:
+      actor: acts in and steps the envs (:func:`jaxdqn.core.actor.make_actor`).
+      replay: stores transitions and draws batches (:func:`jaxdqn.make_replay`).
+      learner: learns from batches (:func:`jaxdqn.core.learner.make_learner`).
+      layout: the loop's static counts.
+      default_hparams: the :class:`jaxdqn.Hyperparams` of ``init(key)`` without ``hparams``.
+
+    Returns:
+      A :class:`Trainer`.
+    """
+    parts = _Parts(actor, replay, learner, layout, default_hparams)
+    return Trainer(
+        init=partial(_init, parts),
+        run=partial(_run, parts),
+        train=partial(_train, parts),
+        metric_names=(*EPISODE_METRICS, *learner.stat_names),
+    )
+
+
+def _init(parts: _Parts, key: jax.Array, hparams: Any = None) -> TrainState:
+    key, key_params, key_reset = jax.random.split(key, 3)
+    actor_state = parts.actor.reset(key_reset)
+    state = TrainState(
+        learner=parts.learner.init(key_params, actor_state.obs),
+        replay=parts.replay.init(actor_state.obs[0]),
+        actor=actor_state,
+        counters=Counters(env_steps=jnp.int32(0), episodes=jnp.int32(0)),
+        hparams=parts.default_hparams if hparams is None else hparams,
+        key=key,
+    )
+    return _depend_on_key(state, key)
+
+
+def _env_step(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
+    """Act, step the envs, store the transitions, record the episodes that ended."""
+    state, window = carry
+    key, key_act, key_step = jax.random.split(state.key, 3)
+    counters = state.counters
+    actions, exploration = parts.actor.act(
+        key_act, state.actor, state.params, counters.env_steps, counters.episodes, state.hparams
+    )
+    actor_state, transition, ends = parts.actor.step(key_step, state.actor, actions)
+    state = state._replace(
+        replay=parts.replay.add(state.replay, transition),
+        actor=actor_state,
+        counters=Counters(
+            env_steps=counters.env_steps + parts.layout.num_envs,
+            episodes=counters.episodes + jnp.sum(ends.done, dtype=jnp.int32),
+        ),
+        key=key,
+    )
+    return (state, window.record_step(ends, exploration)), None
+
+
+def _learn(
+    parts: _Parts, state: TrainState, active: jax.Array
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """``updates_per_cycle`` learning steps: sample, update, write priorities back. Where
+    ``active`` is false (still warming up) they change nothing, the key included, as if
+    they had not run: the one place learning is gated."""
+    key, key_updates = jax.random.split(state.key)
+    replay, learner, hparams = parts.replay, parts.learner, state.hparams
+
+    def learning_step(carry: tuple[LearnerState, ReplayState], key: jax.Array):
+        learner_state, replay_state = carry
+        progress = jnp.minimum(learner_state.updates / parts.layout.total_updates, 1.0)
+        sample = replay.sample(replay_state, key, hparams.gamma, progress)
+        learned, stats, td = learner.update(learner_state, sample.batch, hparams)
+        learner_state = jax.tree.map(
+            lambda new, old: jnp.where(active, new, old), learned, learner_state
+        )
+        replay_state = replay.update_priorities(replay_state, sample.slots, td, active)
+        return (learner_state, replay_state), stats
+
+    (learner_state, replay_state), stats = jax.lax.scan(
+        learning_step,
+        (state.learner, state.replay),
+        jax.random.split(key_updates, parts.layout.updates_per_cycle),
+    )
+    sums = {
+        name: jnp.where(active, jnp.sum(value), 0.0)
+        for name, value in zip(learner.stat_names, stats, strict=True)
+    }
+    state = state._replace(
+        learner=learner_state, replay=replay_state, key=jnp.where(active, key, state.key)
+    )
+    return state, sums
+
+
+def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
+    # Every update boundary of a cycle that starts at or after learning_starts lies
+    # strictly after it (learning_starts is a whole number of cycles).
+    learning = carry[0].env_steps >= parts.layout.learning_starts
+    steps = parts.layout.steps_per_cycle
+    (state, window), _ = jax.lax.scan(partial(_env_step, parts), carry, None, steps)
+    state, sums = _learn(parts, state, learning)
+    count = learning * parts.layout.updates_per_cycle
+    return (state, window.record_updates(sums, count)), None
+
+
+def _log_window(parts: _Parts, state: TrainState) -> tuple[TrainState, Metrics]:
+    window = _empty_window(parts.learner.stat_names)
+    (state, window), _ = jax.lax.scan(
+        partial(_cycle, parts), (state, window), None, parts.layout.cycles_per_log
+    )
+    return state, _window_metrics(state, window)
+
+
+def _run(parts: _Parts, state: TrainState, num_log_points: int) -> tuple[TrainState, Metrics]:
+    # Rows are written into preallocated arrays rather than stacked as scan outputs:
+    # with stacked outputs XLA compiled the loop body differently for each
+    # num_log_points, and chunked runs drifted from whole ones by rounding.
+    shapes = jax.eval_shape(lambda s: _log_window(parts, s)[1], state)
+    rows = jax.tree.map(lambda x: jnp.zeros((num_log_points, *x.shape), x.dtype), shapes)
+
+    def body(i, carry):
+        state, rows = carry
+        state, metrics = _log_window(parts, state)
+        return state, jax.tree.map(lambda r, m: r.at[i].set(m), rows, metrics)
+
+    return jax.lax.fori_loop(0, num_log_points, body, (state, rows))
+
+
+def _train(parts: _Parts, key: jax.Array, hparams: Any = None) -> tuple[TrainState, Metrics]:
+    return _run(parts, _init(parts, key, hparams), parts.layout.num_log_points)
+
+
+def _empty_window(stat_names: tuple[str, ...]) -> _Window:
+    f32 = jnp.float32(0.0)
+    return _Window(
+        return_sum=f32,
+        length_sum=f32,
+        completed=jnp.int32(0),
+        exploration=f32,
+        update_sums={name: f32 for name in stat_names},
+        num_updates=jnp.int32(0),
+    )
+
+
+def _depend_on_key(state: TrainState, key: jax.Array) -> TrainState:
+    """``state`` with the same values, every leaf computed from ``key``.
+
+    Under ``jax.vmap`` a leaf that does not depend on the key (a zero counter, an empty
+    buffer) stays unbatched, so ``vmap(train)`` would compile another program than
+    ``vmap(run)`` does for a state passed in, whose leaves all have a seed axis, and the
+    two would round differently. Tying every leaf to the key makes them one program: a run
+    in chunks is bit-identical to a whole one.
+    """
+    tie = jax.random.key_data(key).ravel()[0] == jax.random.key_data(key).ravel()[0]
+    return jax.tree.map(lambda x: x if is_prng_key(x) else jnp.where(tie, x, x), state)
+
+
+def _window_metrics(state: TrainState, window: _Window) -> Metrics:
+    def mean(total, count):
+        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan).astype(jnp.float32)
+
+    metrics = {
+        "env_steps": state.env_steps,
+        "updates": state.updates,
+        "episodes": state.episodes,
+        "completed_episodes": window.completed,
+        "episode_return": mean(window.return_sum, window.completed),
+        "episode_length": mean(window.length_sum, window.completed),
+        "exploration": window.exploration,
+    }
+    for name, total in window.update_sums.items():
+        metrics[name] = mean(total, window.num_updates)
+    return metrics

@@ -1,0 +1,214 @@
+"""DQN from a :class:`jaxdqn.DQNConfig`: the one place the user-facing record becomes
+components with explicit arguments.
+
+:func:`build` binds the environment once and makes the Q-network, actor, replay and
+learner from the config's fields; :func:`make_trainer` composes them with the loop
+skeleton (:func:`jaxdqn.core.loop.make_loop`); :func:`evaluate` plays a trained network.
+Nothing below this module reads a ``DQNConfig`` or looks an environment up by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+
+from jaxdqn.config import DQNConfig
+from jaxdqn.core.actor import Actor, make_actor
+from jaxdqn.core.evaluation import evaluate_policy
+from jaxdqn.core.learner import Learner, make_learner, make_optimizer
+from jaxdqn.core.loop import LoopLayout, Metrics, Trainer, TrainState, make_loop
+from jaxdqn.core.networks import make_q_network
+from jaxdqn.core.replay import Replay, make_replay
+from jaxdqn.envs import BoundEnv, EnvSpec, bind_env
+from jaxdqn.hyperparams import Hyperparams
+
+
+class Components(NamedTuple):
+    """What a config is made of, each built with explicit arguments."""
+
+    env: BoundEnv  # the environment, its parameters and its spec
+    q_network: nn.Module  # apply(params, obs [B, *obs_shape]) -> [B, num_actions]
+    actor: Actor
+    replay: Replay
+    learner: Learner
+    layout: LoopLayout  # the loop's static counts
+    hparams: Hyperparams  # the config's traced hyperparameters (init's default)
+
+
+def bind_config_env(config: DQNConfig, env: Any = None, env_params: Any = None) -> BoundEnv:
+    """Binds the environment of a run (``env``, else ``config.env_id``) and runs the
+    config's checks that need it.
+
+    Raises:
+      ValueError: naming the field, for a non-discrete action space or a config that does
+        not fit the environment (``network="cnn"`` on non-image observations).
+    """
+    bound = bind_env(
+        config.env_id if env is None else env,
+        env_params,
+        field="DQNConfig.env_id" if env is None else "env",
+    )
+    config.check_env(bound.spec, bound.name)
+    return bound
+
+
+def q_network_for(config: DQNConfig, spec: EnvSpec) -> nn.Module:
+    """The Q-network of ``config``'s network fields, sized for ``spec``."""
+    return make_q_network(
+        spec,
+        network=config.network,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        dueling=config.dueling,
+        layer_norm=config.layer_norm,
+    )
+
+
+def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Components:
+    """The components of a run, with the environment bound once. Nothing is traced.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig`.
+      env: an environment object with the gymnax >= 1.0 interface, or an id; ``None``
+        takes ``config.env_id``.
+      env_params: its parameters; ``None`` takes ``env.default_params``.
+
+    Returns:
+      :class:`Components`.
+
+    Raises:
+      ValueError: naming the field, for the config checks that need the environment.
+    """
+    bound = bind_config_env(config, env, env_params)
+    q_network = q_network_for(config, bound.spec)
+    actor = make_actor(
+        bound,
+        q_network,
+        config.num_envs,
+        exploration=config.exploration,
+        schedule=config.exploration_schedule,
+        unit=config.exploration_unit,
+        truncation_is_terminal=config.truncation_is_terminal,
+    )
+    replay = make_replay(
+        config.buffer_size,
+        config.num_envs,
+        bound.spec.max_episode_steps,
+        batch_size=config.batch_size,
+        n_step=config.n_step,
+        prioritized=config.prioritized,
+        priority_alpha=config.priority_alpha,
+        priority_beta=config.priority_beta,
+        priority_eps=config.priority_eps,
+    )
+    learner = make_learner(
+        q_network,
+        make_optimizer(config.optimizer, config.optimizer_eps, config.max_grad_norm),
+        double_q=config.double_q,
+        loss=config.loss,
+        huber_delta=config.huber_delta,
+        learning_rate_schedule=config.learning_rate_schedule,
+        total_updates=config.total_updates(),
+    )
+    return Components(
+        env=bound,
+        q_network=q_network,
+        actor=actor,
+        replay=replay,
+        learner=learner,
+        layout=config.loop_layout(),
+        hparams=Hyperparams.from_config(config),
+    )
+
+
+def make_trainer(config: DQNConfig, env: Any = None, env_params: Any = None) -> Trainer:
+    """Builds the pure functions of a run. Nothing is traced or compiled here.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig`.
+      env, env_params: the environment, as for :func:`build` (default ``config.env_id``).
+
+    Returns:
+      A :class:`jaxdqn.Trainer` (``init``, ``run``, ``train``, ``metric_names``).
+    """
+    parts = build(config, env, env_params)
+    return make_loop(parts.actor, parts.replay, parts.learner, parts.layout, parts.hparams)
+
+
+def make_train(
+    config: DQNConfig, env: Any = None, env_params: Any = None
+) -> Callable[..., tuple[TrainState, Metrics]]:
+    """The whole run of ``config`` as one pure function of a PRNG key.
+
+    Args:
+      config: a :class:`jaxdqn.DQNConfig` (validated when it was built).
+      env, env_params: the environment, as for :func:`build` (default ``config.env_id``).
+
+    Returns:
+      ``train(key, hparams=None) -> (TrainState, metrics)``; ``hparams`` is a
+      :class:`jaxdqn.Hyperparams` (default: the config's values), so
+      ``jax.vmap(train)(keys, hparams)`` sweeps learning rate, gamma, target sync and
+      exploration in one compiled program. Build ``hparams`` with :func:`jaxdqn.sweep`,
+      which validates every value: inside the program they are traced and not checked.
+      ``metrics`` maps each of the trainer's ``metric_names`` to an array
+      ``[config.num_log_points()]`` (one row per log window; ``jax.vmap`` adds a leading
+      seed axis). Means over a window with no completed episode (``episode_return``,
+      ``episode_length``) or no update (``loss``, ...) are NaN. Nothing is compiled until
+      the caller jits it.
+
+    Examples:
+      >>> import dataclasses, jax, jaxdqn
+      >>> preset = jaxdqn.get_preset("CartPole-v1")
+      >>> config = dataclasses.replace(preset, total_timesteps=20_000, exploration_steps=10_000)
+      >>> train = jax.jit(jax.vmap(jaxdqn.make_train(config)))
+      >>> states, metrics = train(jax.random.split(jax.random.key(0), 4))
+      >>> metrics["episode_return"].shape  # [seeds, log points]
+      (4, 100)
+    """
+    return make_trainer(config, env, env_params).train
+
+
+def evaluate(
+    config: DQNConfig,
+    params: Any,
+    key: jax.Array,
+    num_episodes: int,
+    epsilon: float | None = None,
+    *,
+    env: Any = None,
+    env_params: Any = None,
+) -> jax.Array:
+    """Returns of ``num_episodes`` fresh episodes played by the Q-network's policy.
+
+    Every episode runs in its own env (vmapped) until it terminates or is truncated, for
+    at most the env's time limit. Pure and jittable; ``jax.vmap`` it over params and keys
+    of several seeds.
+
+    Args:
+      config: the :class:`jaxdqn.DQNConfig` the params were trained with.
+      params: Q-network parameters of one seed.
+      key: PRNG key (resets, ε draws, env randomness).
+      num_episodes: static positive int.
+      epsilon: ε of the ε-greedy policy; ``None`` uses ``config.eval_epsilon`` (0 by
+        default: greedy).
+      env, env_params: the environment, as for :func:`build` (default ``config.env_id``).
+
+    Returns:
+      float32 ``[num_episodes]``: the undiscounted return of each episode.
+
+    Examples:
+      >>> import dataclasses, jax, jaxdqn
+      >>> preset = jaxdqn.get_preset("CartPole-v1")
+      >>> config = dataclasses.replace(preset, total_timesteps=20_000, exploration_steps=10_000)
+      >>> state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
+      >>> evaluate = jax.jit(lambda p, k: jaxdqn.evaluate(config, p, k, 100))
+      >>> evaluate(state.params, jax.random.key(1)).shape
+      (100,)
+    """
+    bound = bind_config_env(config, env, env_params)
+    epsilon = config.eval_epsilon if epsilon is None else epsilon
+    q_network = q_network_for(config, bound.spec)
+    return evaluate_policy(bound, q_network, params, key, num_episodes, epsilon)

@@ -1,0 +1,3 @@
+"""On the host, between compiled chunks: the run driver (run folders, fit and resume),
+checkpoints, metric files and the progress line, devices and memory, export, plots and
+the command line. Nothing here runs inside the compiled program."""

@@ -1,0 +1,285 @@
+"""Command line: ``jaxdqn train | eval | plot | export`` (also ``python -m jaxdqn``).
+
+It parses arguments and prints; the run driver (:mod:`jaxdqn.host.driver`) does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from jaxdqn.host import driver
+from jaxdqn.host.checkpoint import checkpoint_steps
+from jaxdqn.host.devices import cores_hint, usable_cores
+from jaxdqn.host.monitor import Progress
+
+
+def train_command(args: argparse.Namespace) -> int:
+    try:
+        if args.resume is None:
+            config = driver.build_config(args.env, args.total_timesteps, args.set)
+            run = driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
+        else:
+            given = [f for f, name in _RUN_FLAGS.items() if getattr(args, name) != _DEFAULTS[name]]
+            if given:
+                raise ValueError(
+                    "--resume continues a run with its own config and seeds; drop "
+                    f"{', '.join(given)}."
+                )
+            run = driver.resume_run(args.resume)
+    except (ValueError, OSError) as error:
+        # A bad setting or run folder, an --out that is a file or cannot be written: say
+        # what is wrong, no traceback.
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    _print_start(run)
+    progress = Progress(
+        run.config.total_timesteps, len(run.seeds), run.start_steps, stream=sys.stderr
+    )
+    try:
+        summary = driver.fit(
+            run,
+            eval_episodes=args.eval_episodes,
+            checkpoint_every=args.checkpoint_every,
+            keep_checkpoints=args.keep_checkpoints,
+            on_rows=progress.update if args.progress else None,
+        )
+    except KeyboardInterrupt:
+        done = checkpoint_steps(run.checkpoints)
+        print(
+            f"\njaxdqn: interrupted; metrics so far are in {run.run_dir}. "
+            + (
+                f"Resume from {done[-1]:,} env steps with: jaxdqn train --resume {run.run_dir}"
+                if done
+                else "No checkpoint was written yet."
+            ),
+            file=sys.stderr,
+        )
+        return 130
+    print(format_summary(summary))
+    print(f"run folder: {run.run_dir}")
+    return 0
+
+
+def _print_start(run: driver.Run) -> None:
+    """The cores tip (stderr) and the line that opens a run (stdout)."""
+    platform_name = jax.devices()[0].platform
+    hint = cores_hint(platform_name, jax.local_device_count(), len(run.seeds), usable_cores())
+    if hint:
+        print(hint, file=sys.stderr)
+    if run.finished_training:
+        print(f"jaxdqn: {run.run_dir} finished training; evaluating its final state.")
+    devices = run.sharding.num_devices
+    print(
+        f"jaxdqn: {run.config.env_id}, {len(run.seeds)} seeds x "
+        f"{run.config.total_timesteps:,} env steps on {platform_name}"
+        + (f" ({devices} devices)" if devices > 1 else "")
+        + (f", resuming at {run.start_steps:,}" if run.state is not None else ""),
+        flush=True,
+    )
+
+
+def format_returns(summary: dict[str, Any]) -> list[str]:
+    """The per-seed return table (greedy, or ε-greedy when ``summary["epsilon"] > 0``)
+    and its mean ± std."""
+    solved = summary["solved_return"]
+    epsilon = summary["epsilon"]
+    policy = "greedy" if epsilon == 0 else f"ε={epsilon:g}"
+    lines = [f"{'seed':>6} {policy + ' return':>14}" + ("  solved" if solved is not None else "")]
+    for seed, ret in zip(summary["seeds"], summary["greedy_return"], strict=True):
+        mark = ("     yes" if ret >= solved else "      no") if solved is not None else ""
+        lines.append(f"{seed:>6} {ret:>14.1f}{mark}")
+    lines.append(
+        f"{policy} return over {summary['eval_episodes']} episodes: "
+        f"{summary['greedy_return_mean']:.1f} ± {summary['greedy_return_std']:.1f} "
+        "(mean ± std over seeds)"
+    )
+    return lines
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The per-seed table and the totals, as printed by ``jaxdqn train``."""
+    rate = summary["env_steps_per_s"]
+    return "\n".join(
+        [
+            *format_returns(summary),
+            f"env steps per seed: {summary['env_steps_per_seed']:,}"
+            + (f" (resumed at {summary['resumed_at']:,})" if summary["resumed_at"] else ""),
+            f"compile: {summary['compile_s']:.1f} s   run: {summary['run_s']:.1f} s "
+            "(checkpoints included)   throughput: "
+            + ("n/a" if rate is None else f"{rate:,.0f} env steps/s (all seeds)"),
+        ]
+    )
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    try:
+        summary = driver.evaluate_run(args.run_dir, args.episodes, args.epsilon, args.eval_seed)
+    except ValueError as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"jaxdqn eval: {summary['env_id']}, {args.run_dir}")
+    print("\n".join(format_returns(summary)))
+    return 0
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    from jaxdqn.host.plotting import plot_runs  # matplotlib is imported only for this command
+
+    try:
+        _refuse_existing(args.out, args.overwrite)
+        out = plot_runs(args.run_dirs, args.out, metric=args.metric)
+    except (ValueError, OSError) as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from jaxdqn.host.export import export_policy
+
+    try:
+        config, seeds = driver.load_run(args.run_dir)
+        if args.seed not in seeds:
+            raise ValueError(f"--seed={args.seed} is invalid: the run trained seeds {seeds}.")
+        params = jax.tree.map(
+            lambda x: x[seeds.index(args.seed)], driver.load_params(args.run_dir, config, seeds)
+        )
+        out = Path(args.out) if args.out else Path(args.run_dir) / f"policy_seed{args.seed}.npz"
+        _refuse_existing(out, args.overwrite)
+        export_policy(config, params, out, seed=args.seed)
+    except (ValueError, OSError) as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} (load it with jaxdqn/host/numpy_policy.py, which needs only NumPy)")
+    return 0
+
+
+def _refuse_existing(path: str | Path, overwrite: bool) -> None:
+    """Raises ValueError if ``path`` exists and ``overwrite`` was not given."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder: give a file name.")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists: choose another --out, or pass --overwrite.")
+
+
+# Flags that choose a new run's config and seeds; --resume refuses them.
+_RUN_FLAGS = {
+    "--env": "env",
+    "--seeds": "seeds",
+    "--seed": "seed",
+    "--total-timesteps": "total_timesteps",
+    "--set": "set",
+}
+_DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0, "total_timesteps": None, "set": []}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is invalid: must be in [0, 1]")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 0")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The ``jaxdqn`` parser with its subcommands."""
+    parser = argparse.ArgumentParser(prog="jaxdqn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train_command(commands)
+    _add_eval_plot_export_commands(commands)
+    return parser
+
+
+def _add_train_command(commands) -> None:
+    train = commands.add_parser("train", help="train a preset (or any gymnax env) over seeds")
+    d = _DEFAULTS
+    train.add_argument("--env", default=d["env"], help="env id (default: CartPole-v1)")
+    train.add_argument("--seeds", type=_positive, default=d["seeds"], help="seeds trained at once")
+    train.add_argument("--seed", type=int, default=d["seed"], help="first seed")
+    train.add_argument("--total-timesteps", type=_positive, default=None, help="env steps per seed")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any DQNConfig field, e.g. --set learning_rate=3e-4 (repeatable)",
+    )
+    train.add_argument("--eval-episodes", type=_positive, default=100, help="greedy episodes/seed")
+    train.add_argument("--out", default="runs", help="parent folder of the run folder")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        default=10,
+        metavar="LOG_POINTS",
+        help="checkpoint every this many log points (0: only at the end; default 10)",
+    )
+    train.add_argument("--keep-checkpoints", type=_positive, default=2, help="newest kept (2)")
+    train.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no live progress line"
+    )
+    train.set_defaults(func=train_command)
+
+
+def _add_eval_plot_export_commands(commands) -> None:
+    evaluate_cmd = commands.add_parser("eval", help="evaluate a finished run greedily, per seed")
+    evaluate_cmd.add_argument("run_dir")
+    evaluate_cmd.add_argument("--episodes", type=_positive, default=100)
+    evaluate_cmd.add_argument(
+        "--epsilon",
+        type=_probability,
+        default=None,
+        help="ε of the ε-greedy policy (default: the run's eval_epsilon, 0 = greedy)",
+    )
+    evaluate_cmd.add_argument(
+        "--eval-seed",
+        type=int,
+        default=driver.EVAL_SEED,
+        help=f"folded into each seed's key (default {driver.EVAL_SEED}, as at the end of training)",
+    )
+    evaluate_cmd.set_defaults(func=eval_command)
+
+    plot = commands.add_parser("plot", help="learning curves of runs (mean, 95%% interval)")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--out", default="learning_curves.png", help="PNG file to write")
+    plot.add_argument("--metric", default="episode_return", help="metric on the y axis")
+    plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    plot.set_defaults(func=plot_command)
+
+    export = commands.add_parser("export", help="write one seed's policy as a NumPy .npz")
+    export.add_argument("run_dir")
+    export.add_argument("--seed", type=int, default=0, help="which trained seed (default 0)")
+    export.add_argument("--out", default=None, help="default: RUN_DIR/policy_seed<SEED>.npz")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    export.set_defaults(func=export_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""The run driver: a config and seeds in, a run folder out.
+
+It owns the run folder (``config.json``, ``run.json``, ``versions.json``,
+``metrics_seed<N>.jsonl``, ``checkpoints/``, ``params.npz``, ``summary.json``), starting
+and resuming runs, compiling, the chunked execution with checkpoints, and the final
+evaluation. The command line (:mod:`jaxdqn.host.cli`) only parses arguments and prints;
+the benchmarks and any script can drive runs through the same functions::
+
+    run = start_run(get_preset("CartPole-v1"), seeds=[0, 1], out="runs")
+    summary = fit(run)                      # trains, checkpoints, evaluates, writes
+    run = resume_run(run.run_dir)           # after an interruption: fit(run) again
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import platform
+import time
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+
+from jaxdqn.config import DQNConfig
+from jaxdqn.core.loop import Trainer, TrainState
+from jaxdqn.dqn import evaluate, make_trainer
+from jaxdqn.host.checkpoint import (
+    checkpoint_path,
+    checkpoint_steps,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from jaxdqn.host.devices import seed_sharding
+from jaxdqn.host.memory import check_memory
+from jaxdqn.host.monitor import MetricsWriter, run_chunks, truncate_metrics
+from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
+
+# Evaluation keys: seed s is evaluated with fold_in(key(s), EVAL_SEED), at the end of
+# training and by default in `jaxdqn eval`, so both report the same episodes.
+EVAL_SEED = 1
+
+_FIELD_TYPES = typing.get_type_hints(DQNConfig)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parses ``FIELD=VALUE`` into a DQNConfig field and a value of the field's type.
+
+    Raises:
+      ValueError: for an unknown field or a value that does not parse.
+    """
+    if "=" not in text:
+        raise ValueError(f"--set {text!r} is invalid: expected FIELD=VALUE, e.g. gamma=0.98.")
+    field, raw = text.split("=", 1)
+    if field not in _FIELD_TYPES:
+        raise ValueError(
+            f"--set {text!r}: DQNConfig has no field {field!r}. "
+            f"Fields: {', '.join(f.name for f in dataclasses.fields(DQNConfig))}."
+        )
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare string such as huber or epsilon_greedy
+    if isinstance(value, list):
+        value = tuple(value)
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and "float" in str(_FIELD_TYPES[field])
+    ):
+        value = float(value)
+    return field, value
+
+
+def build_config(env_id: str, total_timesteps: int | None, overrides: list[str]) -> DQNConfig:
+    """The preset of ``env_id`` (or the defaults for an env without one) with ``FIELD=VALUE``
+    overrides (:func:`parse_override`) and, if given, ``total_timesteps``."""
+    base = get_preset(env_id) if env_id in PRESET_IDS else DQNConfig(env_id=env_id)
+    changes = dict(parse_override(o) for o in overrides)
+    if "env_id" in changes:
+        raise ValueError(
+            f"--set env_id={changes['env_id']} is refused: use --env {changes['env_id']}, "
+            "which also loads that env's preset (the hyperparameters of the --env preset "
+            "would otherwise be kept)."
+        )
+    if total_timesteps is not None:
+        changes["total_timesteps"] = total_timesteps
+    return dataclasses.replace(base, **changes)
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries a run depends on, and the device it used."""
+    packages = ("jaxdqn", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "numpy")
+    device = jax.devices()[0]
+    return {
+        **{name: importlib.metadata.version(name) for name in packages},
+        "python": platform.python_version(),
+        "device": f"{device.platform}: {device.device_kind}",
+        "device_count": str(jax.device_count()),
+    }
+
+
+def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
+    """The config and seeds of a run folder.
+
+    Raises:
+      ValueError: a folder without, or with unreadable, ``config.json`` / ``run.json``.
+    """
+    run_dir = Path(run_dir)
+    try:
+        config = DQNConfig(**json.loads((run_dir / "config.json").read_text()))
+        seeds = json.loads((run_dir / "run.json").read_text())["seeds"]
+    except FileNotFoundError as error:
+        raise ValueError(
+            f"{run_dir} is not a jaxdqn run folder: {error.filename} is missing."
+        ) from None
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        # Unreadable, not JSON, a key DQNConfig does not know, no "seeds", a bad value.
+        raise ValueError(
+            f"{run_dir} is not a readable jaxdqn run folder: {type(error).__name__}: {error}"
+        ) from None
+    return config, seeds
+
+
+def load_params(run_dir: str | Path, config: DQNConfig, seeds: list[int]) -> Any:
+    """The final params of every seed of a run (``params.npz``), leaves ``[seeds, ...]``."""
+    path = Path(run_dir) / "params.npz"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: the run has not finished (resume it first).")
+    template = jax.eval_shape(jax.vmap(make_trainer(config).init), _seed_keys(seeds)).params
+    names = [jax.tree_util.keystr(p) for p, _ in jax.tree.leaves_with_path(template)]
+    with np.load(path) as arrays:
+        missing = [name for name in names if name not in arrays.files]
+        if missing:
+            raise ValueError(
+                f"{path} does not match the network of {Path(run_dir) / 'config.json'}: "
+                f"it lacks {', '.join(missing)}."
+            )
+        leaves = [arrays[name] for name in names]
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A run folder bound to its config and seeds, ready for :func:`fit`."""
+
+    run_dir: Path
+    config: DQNConfig
+    seeds: list[int]
+    trainer: Trainer
+    sharding: NamedSharding  # how the seeds are spread over devices (jaxdqn.seed_sharding)
+    keys: jax.Array  # [seeds] typed PRNG keys, placed with sharding
+    state: TrainState | None = None  # the restored state of a resumed run
+    start_steps: int = 0  # env steps per seed already done
+
+    @property
+    def checkpoints(self) -> Path:
+        """The folder of the run's checkpoints."""
+        return self.run_dir / "checkpoints"
+
+    @property
+    def finished_training(self) -> bool:
+        """Whether the restored state is at the end of the run (only evaluation is left)."""
+        return self.start_steps >= self.config.total_timesteps
+
+    def init(self) -> Callable[[jax.Array], TrainState]:
+        """``init(keys)`` of every seed, jitted, its output spread like the seeds."""
+        return jax.jit(jax.vmap(self.trainer.init), out_shardings=self.sharding)
+
+
+def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
+    """Checks that ``config`` can run, then makes a fresh run folder under ``out``.
+
+    Everything that can be refused is refused before the folder is made: the config's
+    checks against the environment, the memory of ``len(seeds)`` states, the versions.
+
+    Raises:
+      ValueError: naming what is wrong; OSError: an ``out`` that cannot be written.
+    """
+    check_memory(config, len(seeds))
+    trainer = make_trainer(config)
+    environment = versions()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = Path(out) / f"{config.env_id}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
+    (run_dir / "versions.json").write_text(json.dumps(environment, indent=2))
+    return _bind(run_dir, config, seeds, trainer)
+
+
+def resume_run(run_dir: str | Path) -> Run:
+    """A run folder's last checkpoint, ready to continue; metric rows logged after it are
+    dropped (the resumed run writes them again, identically).
+
+    Raises:
+      ValueError: a folder that is not a run, holds no checkpoint, or is complete.
+    """
+    run_dir = Path(run_dir)
+    config, seeds = load_run(run_dir)
+    check_memory(config, len(seeds))
+    run = _bind(run_dir, config, seeds, make_trainer(config))
+    steps = checkpoint_steps(run.checkpoints)
+    if not steps:
+        raise ValueError(f"{run.checkpoints} holds no checkpoint to resume from.")
+    template = jax.eval_shape(run.init(), run.keys)
+    state, meta = restore_checkpoint(
+        checkpoint_path(run.checkpoints, steps[-1]), template, config=config
+    )
+    start_steps = meta["step"]
+    if start_steps >= config.total_timesteps and (run_dir / "summary.json").exists():
+        raise ValueError(
+            f"{run_dir} is complete ({start_steps:,} env steps); nothing to resume. "
+            f"Evaluate it again with: jaxdqn eval {run_dir}"
+        )
+    truncate_metrics(run_dir, seeds, start_steps)
+    state = jax.device_put(state, run.sharding)
+    return dataclasses.replace(run, state=state, start_steps=start_steps)
+
+
+def _bind(run_dir: Path, config: DQNConfig, seeds: list[int], trainer: Trainer) -> Run:
+    sharding = seed_sharding(len(seeds))
+    keys = jax.device_put(_seed_keys(seeds), sharding)
+    return Run(run_dir, config, seeds, trainer, sharding, keys)
+
+
+def _seed_keys(seeds: list[int]) -> jax.Array:
+    return jax.vmap(jax.random.key)(np.asarray(seeds))
+
+
+def fit(
+    run: Run,
+    *,
+    eval_episodes: int = 100,
+    checkpoint_every: int = 10,
+    keep_checkpoints: int = 2,
+    on_rows: Callable[[dict[str, np.ndarray]], None] | None = None,
+) -> dict[str, Any]:
+    """Trains a run to its end, then evaluates it and writes ``params.npz`` and
+    ``summary.json``.
+
+    One log point per compiled chunk: each chunk's metric rows are appended to the
+    per-seed files (and handed to ``on_rows``, e.g. a progress line) while the device
+    computes the next. A checkpoint is saved every ``checkpoint_every`` log points (0:
+    only at the end), keeping the newest ``keep_checkpoints``. A ``KeyboardInterrupt``
+    leaves the rows and checkpoints written so far; :func:`resume_run` continues.
+
+    Returns:
+      The summary (also in ``summary.json``): per-seed evaluation returns and timings.
+    """
+    config, interval = run.config, run.config.resolved_log_interval()
+    start = time.perf_counter()
+    state = run.init()(run.keys) if run.state is None else run.state
+    chunk = jax.jit(
+        jax.vmap(lambda s: run.trainer.run(s, 1)), donate_argnums=0, out_shardings=run.sharding
+    )
+    chunk = chunk.lower(state).compile()
+    compile_s = time.perf_counter() - start
+    first = run.start_steps // interval
+    writer = MetricsWriter(run.run_dir, run.seeds, run.trainer.metric_names)
+
+    def write_rows(metrics: dict[str, np.ndarray]) -> None:
+        writer.write(metrics)
+        if on_rows is not None:
+            on_rows(metrics)
+
+    def checkpoint(index: int, state: TrainState) -> None:
+        save_checkpoint(
+            run.checkpoints, state, step=(first + index + 1) * interval, config=config,
+            versions=versions(), keep=keep_checkpoints,
+        )  # fmt: skip
+
+    start = time.perf_counter()
+    try:
+        state = run_chunks(
+            chunk,
+            state,
+            config.num_log_points() - first,
+            write_rows,
+            pause_after=lambda i: (
+                bool(checkpoint_every) and (first + i + 1) % checkpoint_every == 0
+            ),
+            on_pause=checkpoint,
+        )
+    finally:
+        writer.close()
+    return _finish(run, state, eval_episodes, compile_s, time.perf_counter() - start)
+
+
+def _finish(
+    run: Run, state: TrainState, eval_episodes: int, compile_s: float, run_s: float
+) -> dict[str, Any]:
+    """Evaluates the final state, writes ``params.npz`` and ``summary.json``."""
+    config = run.config
+    done_steps = config.total_timesteps - run.start_steps
+    summary = {
+        **evaluation_summary(run, state.params, eval_episodes, config.eval_epsilon, EVAL_SEED),
+        "env_steps_per_seed": config.total_timesteps,
+        "resumed_at": run.start_steps if run.state is not None else None,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "env_steps_per_s": done_steps * len(run.seeds) / run_s if done_steps else None,
+    }
+    flat = {
+        jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(state.params)
+    }
+    np.savez(run.run_dir / "params.npz", **flat)
+    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def evaluation_summary(
+    run: Run, params: Any, episodes: int, epsilon: float, eval_seed: int
+) -> dict[str, Any]:
+    """Every seed's mean return over ``episodes`` ε-greedy episodes of ``params`` (leaves
+    ``[seeds, ...]``), each seed with key ``fold_in(key(seed), eval_seed)``."""
+    config = run.config
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, eval_seed))(run.keys)
+    returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, episodes, epsilon)))(
+        params, eval_keys
+    )
+    per_seed = np.asarray(returns.mean(axis=1))
+    return {
+        "env_id": config.env_id,
+        "seeds": run.seeds,
+        "epsilon": epsilon,
+        "greedy_return": per_seed.tolist(),
+        "greedy_return_mean": float(per_seed.mean()),
+        "greedy_return_std": float(per_seed.std()),
+        "eval_episodes": episodes,
+        "solved_return": SOLVED_RETURN.get(config.env_id),
+    }
+
+
+def evaluate_run(
+    run_dir: str | Path, episodes: int, epsilon: float | None = None, eval_seed: int = EVAL_SEED
+) -> dict[str, Any]:
+    """Evaluates a finished run's final params (:func:`evaluation_summary`); ``epsilon``
+    ``None`` takes the run's ``eval_epsilon``.
+
+    Raises:
+      ValueError: a folder that is not a finished run.
+    """
+    config, seeds = load_run(run_dir)
+    params = load_params(run_dir, config, seeds)
+    run = _bind(Path(run_dir), config, seeds, make_trainer(config))
+    epsilon = config.eval_epsilon if epsilon is None else epsilon
+    return evaluation_summary(run, params, episodes, epsilon, eval_seed)
