@@ -184,7 +184,7 @@ def make_learner(
       q_network: the Q-network (``apply(params, obs [B, ...]) -> [B, num_actions]``).
       optimizer: the unit-rate update direction (:func:`make_optimizer`).
       double_q: Double DQN targets (van Hasselt et al. 2016).
-      loss: ``"l2"`` or ``"huber"`` on the TD errors (:func:`jaxdqn.losses.td_loss`).
+      loss: ``"l2"`` or ``"huber"`` on the TD errors (:func:`jaxdqn.core.losses.td_loss`).
       huber_delta: Huber threshold.
       learning_rate_schedule: one of :data:`LEARNING_RATE_SCHEDULES`
         (:func:`learning_rate_at`).

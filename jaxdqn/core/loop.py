@@ -6,7 +6,7 @@
 three nested ``lax.scan``s with no Python per step:
 
 * a *log window* (``cycles_per_log`` cycles) ends with one row of metrics;
-* a *cycle* is ``steps_per_cycle`` env steps, then ``updates_per_cycle`` learning steps
+* a *cycle* is ``steps_per_cycle`` vectorised env steps, then ``updates_per_cycle`` learning steps
   once ``learning_starts`` env steps are stored;
 * an *env step* acts, steps the envs, stores the transitions and records finished
   episodes: act → step envs → store → (per cycle) learn → record.

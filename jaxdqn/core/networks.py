@@ -200,9 +200,7 @@ def portable_arrays(network: nn.Module, params: Any) -> dict[str, jax.Array]:
     names |= {CONV_NAME: "conv"} if cnn else {}
     names |= {DUELING_NAME: None} if network.dueling else {head_name(hidden): "head"}
     if set(layers) != set(names):
-        raise ValueError(
-            f"params have layers {sorted(layers)}; the config's network has {sorted(names)}."
-        )
+        raise ValueError(f"params have layers {sorted(layers)}; the network has {sorted(names)}.")
     arrays = {}
     for layer, portable in names.items():
         if portable is None:  # the dueling head: its value and advantage layers

@@ -166,6 +166,11 @@ class Progress:
         self._last_print = -math.inf
         self._recent_return = math.nan
 
+    def start(self) -> None:
+        """Restarts the clock: elapsed time, rate and ETA count from now (call it when the
+        compiled program is ready, so compiling does not count as training)."""
+        self._start_time = time.perf_counter()
+
     def line(self, steps: int, exploration: float, elapsed: float) -> str:
         """The status text at ``steps`` env steps per seed after ``elapsed`` seconds."""
         done = steps - self._start_steps

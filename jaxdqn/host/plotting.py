@@ -69,6 +69,8 @@ def plot_runs(
         if not runs:
             raise ValueError(f"{run_dir} holds no metrics_seed*.jsonl files.")
         logged = next(iter(runs.values()))
+        if not logged:
+            raise ValueError(f"{run_dir} holds no metric rows yet.")
         if metric not in logged:
             raise ValueError(f"metric={metric!r} is invalid: {run_dir} logged {', '.join(logged)}.")
     import matplotlib

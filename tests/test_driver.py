@@ -1,0 +1,28 @@
+"""The run driver from Python: what it refuses, before writing or compiling anything.
+(tests/test_cli.py drives it end to end through the command line.)"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY_CHAIN
+
+from jaxdqn.host import driver
+
+
+@pytest.mark.parametrize("seeds", [[], [0, 0], [0.5], [True]], ids=str)
+def test_start_run_refuses_bad_seeds_before_writing(tmp_path, seeds):
+    with pytest.raises(ValueError, match=r"seeds=.* is invalid: give one or more distinct ints"):
+        driver.start_run(TINY_CHAIN, seeds, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"eval_episodes": 0}, {"checkpoint_every": -1}, {"keep_checkpoints": 0}], ids=str
+)
+def test_fit_refuses_bad_arguments_before_compiling(tmp_path, kwargs):
+    run = driver.start_run(TINY_CHAIN, [0], tmp_path)
+    ((name, value),) = kwargs.items()
+    with pytest.raises(ValueError, match=f"{name}={value} is invalid: must be an int >= "):
+        driver.fit(run, **kwargs)
+    assert not (run.run_dir / "checkpoints").exists()
+    assert not list(run.run_dir.glob("metrics_seed*.jsonl"))
