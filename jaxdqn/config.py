@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -46,8 +46,13 @@ class DQNConfig:
     """Hyperparameters of one DQN run. Frozen; invalid values raise ``ValueError``.
 
     Attributes:
-      env_id: gymnax id or ``"ChainWalk-v0"``; see ``jaxdqn.ENV_IDS``. Its action space
-        must be discrete (checked when the env is bound).
+      env_id: gymnax id or ``"ChainWalk-v0"`` (see ``jaxdqn.ENV_IDS``), or an import path
+        ``package.module:Name`` of an env class or factory with the gymnax >= 1.0
+        interface. Its action space must be discrete (checked when the env is bound).
+      env_params: fields of the env's ``default_params`` to replace, as ``(name, value)``
+        pairs (a dict is accepted), e.g. ``{"max_steps_in_episode": 200}``; values are
+        numbers, bools or strings, so the config stays JSON. Names are checked when the
+        env is bound.
       num_envs: environments stepped in lockstep per seed (vmapped).
       total_timesteps: env steps per seed, summed over the ``num_envs`` envs (at most
         ``2**31 - 1``: the step counters are int32).
@@ -129,6 +134,7 @@ class DQNConfig:
 
     # Environment and budget.
     env_id: str = "CartPole-v1"
+    env_params: tuple[tuple[str, int | float | bool | str], ...] = ()
     num_envs: int = 8
     total_timesteps: int = 200_000
     # Replay and update cadence.
@@ -181,6 +187,8 @@ class DQNConfig:
             value = getattr(self, field.name)
             if isinstance(value, np.generic):
                 object.__setattr__(self, field.name, value.item())
+        if isinstance(self.env_params, Mapping | list | tuple):
+            object.__setattr__(self, "env_params", _pairs(self.env_params))
         if _is_int_sequence(self.hidden_sizes):
             sizes = tuple(h.item() if isinstance(h, np.generic) else h for h in self.hidden_sizes)
             object.__setattr__(self, "hidden_sizes", sizes)
@@ -263,6 +271,16 @@ def _divisors(n: int) -> list[int]:
     return small + [n // d for d in small]
 
 
+def _pairs(value: Mapping | Sequence) -> tuple:
+    """``(name, value)`` pairs sorted by name, numpy scalars as Python values; anything
+    that is not a list of pairs is returned as it is, for :func:`_validate` to refuse."""
+    items = value.items() if isinstance(value, Mapping) else value
+    if not all(isinstance(item, list | tuple) and len(item) == 2 for item in items):
+        return tuple(value) if not isinstance(value, Mapping) else value
+    plain = [(k, v.item() if isinstance(v, np.generic) else v) for k, v in items]
+    return tuple(sorted((str(k) if isinstance(k, np.str_) else k, v) for k, v in plain))
+
+
 def _is_int_sequence(value: object) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str)
 
@@ -329,6 +347,20 @@ def _validate(cfg: DQNConfig) -> None:
 def _validate_fields(cfg: DQNConfig) -> None:
     """Checks of each field on its own."""
     check_env_id(cfg.env_id, field="DQNConfig.env_id")
+    params = cfg.env_params
+    if (
+        not isinstance(params, tuple)
+        or not all(isinstance(p, tuple) and len(p) == 2 for p in params)
+        or not all(isinstance(k, str) and k.isidentifier() for k, _ in params)
+        or not all(isinstance(v, int | float | bool | str) for _, v in params)
+        or len({k for k, _ in params}) != len(params)
+    ):
+        _fail(
+            "env_params",
+            params,
+            "must map distinct field names to numbers, bools or strings, e.g. "
+            "{'max_steps_in_episode': 200}",
+        )
     _int_field(cfg, "num_envs", 1)
     _int_field(cfg, "total_timesteps", 1, _INT32_MAX)
     _int_field(cfg, "buffer_size", 1)

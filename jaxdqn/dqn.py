@@ -39,16 +39,23 @@ class Components(NamedTuple):
 
 
 def bind_config_env(config: DQNConfig, env: Any = None, env_params: Any = None) -> BoundEnv:
-    """Binds the environment of a run (``env``, else ``config.env_id``) and runs the
-    config's checks that need it.
+    """Binds the environment of a run (``env``, else ``config.env_id``) with its
+    parameters (``env_params``, else the defaults with ``config.env_params`` replaced) and
+    runs the config's checks that need it.
 
     Raises:
-      ValueError: naming the field, for a non-discrete action space or a config that does
-        not fit the environment (``network="cnn"`` on non-image observations).
+      ValueError: naming the field, for ``env_params`` given both here and in the config,
+        an env that breaks the contract (:mod:`jaxdqn.envs.contract`) or a config that
+        does not fit it (``network="cnn"`` on non-image observations).
     """
+    if env_params is not None and config.env_params:
+        raise ValueError(
+            f"env_params is given twice: DQNConfig.env_params={dict(config.env_params)!r} "
+            "and the env_params argument; give one."
+        )
     bound = bind_env(
         config.env_id if env is None else env,
-        env_params,
+        dict(config.env_params) if env_params is None else env_params,
         field="DQNConfig.env_id" if env is None else "env",
     )
     config.check_env(bound.spec, bound.name)
@@ -72,9 +79,10 @@ def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Compone
 
     Args:
       config: a :class:`jaxdqn.DQNConfig`.
-      env: an environment object with the gymnax >= 1.0 interface, or an id; ``None``
-        takes ``config.env_id``.
-      env_params: its parameters; ``None`` takes ``env.default_params``.
+      env: an environment object with the gymnax >= 1.0 interface, an id or an import
+        path; ``None`` takes ``config.env_id``.
+      env_params: its parameters, or a mapping of fields to replace in its defaults;
+        ``None`` takes the defaults with ``config.env_params`` replaced.
 
     Returns:
       :class:`Components`.

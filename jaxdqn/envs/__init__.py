@@ -13,15 +13,17 @@ limit) is in its :class:`EnvSpec`, found by tracing one reset abstractly.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import importlib
+import os
+import re
+import sys
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import gymnax
-import jax
-import jax.numpy as jnp
-import numpy as np
-from gymnax.environments import environment, spaces
-from gymnax.wrappers.purerl import GymnaxWrapper
+from gymnax.environments import environment
 
 from jaxdqn.envs.chain_walk import (
     CHAIN_WALK_ID,
@@ -31,18 +33,11 @@ from jaxdqn.envs.chain_walk import (
     chain_walk_observations,
     chain_walk_optimal_q,
 )
+from jaxdqn.envs.contract import EnvSpec, env_spec
+from jaxdqn.envs.wrappers import BoolObservations, LegacyStepAPI
 
 _PROJECT_ENVS = {CHAIN_WALK_ID: ChainWalk}
 ENV_IDS: tuple[str, ...] = (*gymnax.registered_envs, *_PROJECT_ENVS)
-
-
-class EnvSpec(NamedTuple):
-    """What the compiled program needs to know about an environment (static values)."""
-
-    obs_shape: tuple[int, ...]  # one observation's shape, e.g. (4,) or (10, 10, 4)
-    obs_dtype: np.dtype  # its dtype, kept in the replay memory (MinAtar: bool)
-    num_actions: int  # size of the discrete action space
-    max_episode_steps: int | None  # time limit (gymnax max_steps_in_episode); None if unknown
 
 
 class BoundEnv(NamedTuple):
@@ -54,106 +49,116 @@ class BoundEnv(NamedTuple):
     name: str  # the id it was built from, or the env's class name
 
 
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
 def check_env_id(env_id: object, field: str = "env_id") -> None:
-    """Raises ``ValueError`` naming ``field`` unless ``env_id`` is one of :data:`ENV_IDS`.
+    """Raises ``ValueError`` naming ``field`` unless ``env_id`` is one of :data:`ENV_IDS` or
+    an import path ``package.module:Name``.
 
     The message lists close matches (``difflib``) and where to find every id. Nothing is
-    built: what needs the environment is checked by :func:`bind_env`.
+    built or imported: that happens in :func:`bind_env`.
     """
-    if isinstance(env_id, str) and env_id in ENV_IDS:
+    if isinstance(env_id, str) and (env_id in ENV_IDS or _IMPORT_PATH.match(env_id)):
         return
     close = difflib.get_close_matches(str(env_id), ENV_IDS, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
         f"{field}={env_id!r} is not a known environment.{hint} "
-        f"Known ids: jaxdqn.ENV_IDS ({len(ENV_IDS)} ids: every gymnax id and {CHAIN_WALK_ID!r})."
+        f"Known ids: jaxdqn.ENV_IDS ({len(ENV_IDS)} ids: every gymnax id and {CHAIN_WALK_ID!r}), "
+        "or an import path package.module:Name of an Environment class or factory."
     )
 
 
 def bind_env(env: Any, env_params: Any = None, *, field: str = "env") -> BoundEnv:
-    """Resolves an environment once: builds it from an id, or takes the object given.
+    """Resolves an environment once: builds it from an id or import path, or takes the
+    object given, and checks it against the contract (:mod:`jaxdqn.envs.contract`).
 
     Args:
-      env: an id from :data:`ENV_IDS` (built with its default parameters) or an object with
-        the gymnax >= 1.0 ``Environment`` interface.
-      env_params: the env's parameters; ``None`` takes ``env.default_params`` (for an id,
-        the id's defaults).
+      env: an id from :data:`ENV_IDS`, an import path ``package.module:Name`` (a class or
+        factory called without arguments; the current directory is importable, as with
+        ``python -m``), or an object with the gymnax >= 1.0 ``Environment`` interface.
+      env_params: the env's parameters; ``None`` takes ``env.default_params``; a mapping
+        replaces those fields of ``env.default_params`` (e.g.
+        ``{"max_steps_in_episode": 200}``).
       field: the name errors give the environment (``DQNConfig.env_id`` for a config's).
 
     Returns:
       A :class:`BoundEnv`.
 
     Raises:
-      ValueError: an unknown id (listing close matches), or an action space that is not
-        ``Discrete``.
+      ValueError, TypeError: naming what is wrong: an unknown id, an import path that
+        does not import, unknown parameter names, or an env that breaks the contract.
     """
     if isinstance(env, str):
         check_env_id(env, field)
         name = env
-        env, default_params = _build(env)
+        env = _build(env) if env in ENV_IDS else _import_env(env, field)
     else:
         name = type(env).__name__
-        default_params = env.default_params
-    params = default_params if env_params is None else env_params
-    space = env.action_space(params)
-    if not isinstance(space, spaces.Discrete):
+    params = _params(env, env_params)
+    return BoundEnv(env=env, params=params, spec=env_spec(env, params, name, field), name=name)
+
+
+def _params(env: Any, env_params: Any) -> Any:
+    """``env_params``, the env's defaults, or the defaults with the fields of a mapping."""
+    if env_params is not None and not isinstance(env_params, Mapping):
+        return env_params
+    default = env.default_params
+    if not env_params:
+        return default
+    is_dataclass = dataclasses.is_dataclass(default)
+    known = [f.name for f in dataclasses.fields(default)] if is_dataclass else []
+    unknown = sorted(set(env_params) - set(known))
+    if unknown:
         raise ValueError(
-            f"{field}={name!r} has a {type(space).__name__} action space; DQN needs a Discrete one."
+            f"env_params={dict(env_params)!r} is invalid: "
+            f"{type(default).__name__} has no field {', '.join(map(repr, unknown))}; "
+            f"its fields are {', '.join(known) or 'none'}."
         )
-    obs = jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.key(0))
-    limit = getattr(params, "max_steps_in_episode", None)
-    spec = EnvSpec(
-        obs_shape=tuple(obs.shape),
-        obs_dtype=np.dtype(obs.dtype),
-        num_actions=int(space.n),
-        max_episode_steps=None if limit is None else int(limit),
-    )
-    return BoundEnv(env=env, params=params, spec=spec, name=name)
+    return default.replace(**env_params)
+
+
+def _import_env(path: str, field: str) -> Any:
+    """The env an import path names: ``module:Name``, called if it is a class or factory."""
+    module_name, attribute = path.split(":")
+    if os.getcwd() not in sys.path:  # as `python -m`: modules in the current directory
+        sys.path.insert(0, os.getcwd())
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(
+            f"{field}={path!r} does not import: {type(error).__name__}: {error}"
+        ) from error
+    is_env = hasattr(target, "step") and hasattr(target, "reset")
+    if isinstance(target, type) or (callable(target) and not is_env):
+        return target()  # an Environment class or a factory
+    return target
 
 
 def make_env(env_id: str) -> tuple[environment.Environment, environment.EnvParams]:
     """Builds an environment and its default parameters.
 
     Args:
-      env_id: a gymnax id (``gymnax.registered_envs``) or ``"ChainWalk-v0"``.
+      env_id: a gymnax id (``gymnax.registered_envs``), ``"ChainWalk-v0"`` or an import
+        path ``package.module:Name``.
 
     Returns:
       ``(env, env_params)`` in the gymnax >= 1.0 API.
 
     Raises:
-      ValueError: for an unknown id (listing close matches) or non-discrete actions.
+      ValueError: for an unknown id (listing close matches).
     """
     bound = bind_env(env_id, field="env_id")
     return bound.env, bound.params
 
 
-class BoolObservations(GymnaxWrapper):
-    """MinAtar's observations in their native dtype, bool (gymnax casts them to float32).
-
-    A ``[10, 10, C]`` bool observation takes a quarter of the float32 bytes in the replay
-    buffer; the Q-network casts to float32 when it reads it. ``final_observation`` in
-    ``info`` is cast too.
-    """
-
-    def reset(self, key, params=None):
-        obs, state = self._env.reset(key, params)
-        return obs.astype(jnp.bool_), state
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
-        info = {**info, "final_observation": info["final_observation"].astype(jnp.bool_)}
-        return obs.astype(jnp.bool_), state, reward, terminated, truncated, info
-
-
-def _build(env_id: str) -> tuple[environment.Environment, environment.EnvParams]:
-    """The env of a known id and its default parameters (the only place one is built)."""
+def _build(env_id: str) -> environment.Environment:
+    """The env of a known id (the only place one is built from an id)."""
     if env_id in _PROJECT_ENVS:
-        env = _PROJECT_ENVS[env_id]()
-        return env, env.default_params
-    env, params = gymnax.make(env_id)
-    if env_id.endswith("-MinAtar"):
-        env = BoolObservations(env)
-    return env, params
+        return _PROJECT_ENVS[env_id]()
+    env, _ = gymnax.make(env_id)
+    return BoolObservations(env) if env_id.endswith("-MinAtar") else env
 
 
 __all__ = [
@@ -165,6 +170,7 @@ __all__ = [
     "ChainWalkParams",
     "ChainWalkState",
     "EnvSpec",
+    "LegacyStepAPI",
     "bind_env",
     "chain_walk_observations",
     "chain_walk_optimal_q",

@@ -1,6 +1,6 @@
 """Command line: ``jaxdqn train | eval | plot | export`` (also ``python -m jaxdqn``).
 
-It parses arguments and prints; the run driver (:mod:`jaxdqn.host.driver`) does the work.
+It parses arguments and prints; the run driver (``jaxdqn.host.driver``) does the work.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from jaxdqn.host.monitor import Progress
 
 
 def train_command(args: argparse.Namespace) -> int:
+    """``jaxdqn train``: a new run (or ``--resume``) to its end; returns the exit code."""
     try:
         if args.resume is None:
-            config = driver.build_config(args.env, args.total_timesteps, args.set)
+            config = driver.build_config(args.env, args.total_timesteps, args.set, args.env_param)
             run = driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
         else:
             given = [f for f, name in _RUN_FLAGS.items() if getattr(args, name) != _DEFAULTS[name]]
@@ -47,6 +48,7 @@ def train_command(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints,
             on_rows=progress.update if args.progress else None,
+            on_start=progress.start,
         )
     except KeyboardInterrupt:
         done = checkpoint_steps(run.checkpoints)
@@ -117,6 +119,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def eval_command(args: argparse.Namespace) -> int:
+    """``jaxdqn eval``: per-seed returns of a finished run; returns the exit code."""
     try:
         summary = driver.evaluate_run(args.run_dir, args.episodes, args.epsilon, args.eval_seed)
     except ValueError as error:
@@ -128,6 +131,7 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def plot_command(args: argparse.Namespace) -> int:
+    """``jaxdqn plot``: learning curves of run folders to a PNG; returns the exit code."""
     from jaxdqn.host.plotting import plot_runs  # matplotlib is imported only for this command
 
     try:
@@ -141,6 +145,7 @@ def plot_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    """``jaxdqn export``: one seed's policy as a NumPy ``.npz``; returns the exit code."""
     from jaxdqn.host.export import export_policy
 
     try:
@@ -176,8 +181,16 @@ _RUN_FLAGS = {
     "--seed": "seed",
     "--total-timesteps": "total_timesteps",
     "--set": "set",
+    "--env-param": "env_param",
 }
-_DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0, "total_timesteps": None, "set": []}
+_DEFAULTS = {
+    "env": "CartPole-v1",
+    "seeds": 8,
+    "seed": 0,
+    "total_timesteps": None,
+    "set": [],
+    "env_param": [],
+}
 
 
 def _positive(text: str) -> int:
@@ -213,7 +226,18 @@ def make_parser() -> argparse.ArgumentParser:
 def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a preset (or any gymnax env) over seeds")
     d = _DEFAULTS
-    train.add_argument("--env", default=d["env"], help="env id (default: CartPole-v1)")
+    train.add_argument(
+        "--env",
+        default=d["env"],
+        help="env id (jaxdqn.ENV_IDS) or import path package.module:Name (default: CartPole-v1)",
+    )
+    train.add_argument(
+        "--env-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace a field of the env's default params, e.g. max_steps_in_episode=200",
+    )
     train.add_argument("--seeds", type=_positive, default=d["seeds"], help="seeds trained at once")
     train.add_argument("--seed", type=int, default=d["seed"], help="first seed")
     train.add_argument("--total-timesteps", type=_positive, default=None, help="env steps per seed")
@@ -277,6 +301,7 @@ def _add_eval_plot_export_commands(commands) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     args = make_parser().parse_args(argv)
     return args.func(args)
 

@@ -78,11 +78,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     return field, value
 
 
-def build_config(env_id: str, total_timesteps: int | None, overrides: list[str]) -> DQNConfig:
+def build_config(
+    env_id: str,
+    total_timesteps: int | None,
+    overrides: list[str],
+    env_params: list[str] = (),
+) -> DQNConfig:
     """The preset of ``env_id`` (or the defaults for an env without one) with ``FIELD=VALUE``
-    overrides (:func:`parse_override`) and, if given, ``total_timesteps``."""
+    overrides (:func:`parse_override`), ``NAME=VALUE`` env parameters (values parsed as
+    JSON, else kept as strings) and, if given, ``total_timesteps``."""
     base = get_preset(env_id) if env_id in PRESET_IDS else DQNConfig(env_id=env_id)
     changes = dict(parse_override(o) for o in overrides)
+    if env_params:
+        changes["env_params"] = {**dict(base.env_params), **_env_params(env_params)}
     if "env_id" in changes:
         raise ValueError(
             f"--set env_id={changes['env_id']} is refused: use --env {changes['env_id']}, "
@@ -92,6 +100,22 @@ def build_config(env_id: str, total_timesteps: int | None, overrides: list[str])
     if total_timesteps is not None:
         changes["total_timesteps"] = total_timesteps
     return dataclasses.replace(base, **changes)
+
+
+def _env_params(texts: list[str]) -> dict[str, Any]:
+    params = {}
+    for text in texts:
+        name, sep, raw = text.partition("=")
+        if not sep or not name:
+            raise ValueError(
+                f"--env-param {text!r} is invalid: expected NAME=VALUE, e.g. "
+                "max_steps_in_episode=200."
+            )
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
 
 
 def versions() -> dict[str, str]:
@@ -128,12 +152,16 @@ def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
     return config, seeds
 
 
-def load_params(run_dir: str | Path, config: DQNConfig, seeds: list[int]) -> Any:
-    """The final params of every seed of a run (``params.npz``), leaves ``[seeds, ...]``."""
+def load_params(
+    run_dir: str | Path, config: DQNConfig, seeds: list[int], trainer: Trainer | None = None
+) -> Any:
+    """The final params of every seed of a run (``params.npz``), leaves ``[seeds, ...]``;
+    ``trainer`` (default: the config's) gives their structure."""
     path = Path(run_dir) / "params.npz"
     if not path.is_file():
         raise ValueError(f"{path} is missing: the run has not finished (resume it first).")
-    template = jax.eval_shape(jax.vmap(make_trainer(config).init), _seed_keys(seeds)).params
+    trainer = make_trainer(config) if trainer is None else trainer
+    template = jax.eval_shape(jax.vmap(trainer.init), _seed_keys(seeds)).params
     names = [jax.tree_util.keystr(p) for p, _ in jax.tree.leaves_with_path(template)]
     with np.load(path) as arrays:
         missing = [name for name in names if name not in arrays.files]
@@ -183,11 +211,14 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     Raises:
       ValueError: naming what is wrong; OSError: an ``out`` that cannot be written.
     """
+    ints = all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds)
+    if not seeds or not ints or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
     check_memory(config, len(seeds))
     trainer = make_trainer(config)
     environment = versions()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    run_dir = Path(out) / f"{config.env_id}-{stamp}"
+    run_dir = Path(out) / f"{config.env_id.replace(':', '.')}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
@@ -224,6 +255,11 @@ def resume_run(run_dir: str | Path) -> Run:
     return dataclasses.replace(run, state=state, start_steps=start_steps)
 
 
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name}={value!r} is invalid: must be an int >= {low}.")
+
+
 def _bind(run_dir: Path, config: DQNConfig, seeds: list[int], trainer: Trainer) -> Run:
     sharding = seed_sharding(len(seeds))
     keys = jax.device_put(_seed_keys(seeds), sharding)
@@ -241,6 +277,7 @@ def fit(
     checkpoint_every: int = 10,
     keep_checkpoints: int = 2,
     on_rows: Callable[[dict[str, np.ndarray]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Trains a run to its end, then evaluates it and writes ``params.npz`` and
     ``summary.json``.
@@ -248,12 +285,23 @@ def fit(
     One log point per compiled chunk: each chunk's metric rows are appended to the
     per-seed files (and handed to ``on_rows``, e.g. a progress line) while the device
     computes the next. A checkpoint is saved every ``checkpoint_every`` log points (0:
-    only at the end), keeping the newest ``keep_checkpoints``. A ``KeyboardInterrupt``
-    leaves the rows and checkpoints written so far; :func:`resume_run` continues.
+    only at the end), keeping the newest ``keep_checkpoints``. ``on_start`` is called once
+    the program is compiled, before the first chunk. A ``KeyboardInterrupt`` leaves the
+    rows and checkpoints written so far; :func:`resume_run` continues.
+
+    Raises:
+      ValueError: naming the argument, for ``eval_episodes`` or ``keep_checkpoints``
+        below 1 or ``checkpoint_every`` below 0 (before anything is compiled).
 
     Returns:
       The summary (also in ``summary.json``): per-seed evaluation returns and timings.
     """
+    for name, value, low in (
+        ("eval_episodes", eval_episodes, 1),
+        ("checkpoint_every", checkpoint_every, 0),
+        ("keep_checkpoints", keep_checkpoints, 1),
+    ):
+        _check_int(name, value, low)
     config, interval = run.config, run.config.resolved_log_interval()
     start = time.perf_counter()
     state = run.init()(run.keys) if run.state is None else run.state
@@ -276,6 +324,8 @@ def fit(
             versions=versions(), keep=keep_checkpoints,
         )  # fmt: skip
 
+    if on_start is not None:
+        on_start()
     start = time.perf_counter()
     try:
         state = run_chunks(
@@ -348,7 +398,7 @@ def evaluate_run(
       ValueError: a folder that is not a finished run.
     """
     config, seeds = load_run(run_dir)
-    params = load_params(run_dir, config, seeds)
     run = _bind(Path(run_dir), config, seeds, make_trainer(config))
+    params = load_params(run_dir, config, seeds, trainer=run.trainer)
     epsilon = config.eval_epsilon if epsilon is None else epsilon
     return evaluation_summary(run, params, episodes, epsilon, eval_seed)
