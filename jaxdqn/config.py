@@ -344,9 +344,7 @@ def _validate(cfg: DQNConfig) -> None:
     _validate_relations(cfg)
 
 
-def _validate_fields(cfg: DQNConfig) -> None:
-    """Checks of each field on its own."""
-    check_env_id(cfg.env_id, field="DQNConfig.env_id")
+def _env_params_field(cfg: DQNConfig) -> None:
     params = cfg.env_params
     if (
         not isinstance(params, tuple)
@@ -361,6 +359,12 @@ def _validate_fields(cfg: DQNConfig) -> None:
             "must map distinct field names to numbers, bools or strings, e.g. "
             "{'max_steps_in_episode': 200}",
         )
+
+
+def _validate_fields(cfg: DQNConfig) -> None:
+    """Checks of each field on its own."""
+    check_env_id(cfg.env_id, field="DQNConfig.env_id")
+    _env_params_field(cfg)
     _int_field(cfg, "num_envs", 1)
     _int_field(cfg, "total_timesteps", 1, _INT32_MAX)
     _int_field(cfg, "buffer_size", 1)

@@ -296,13 +296,9 @@ def fit(
     Returns:
       The summary (also in ``summary.json``): per-seed evaluation returns and timings.
     """
-    for name, value, low in (
-        ("eval_episodes", eval_episodes, 1),
-        ("checkpoint_every", checkpoint_every, 0),
-        ("keep_checkpoints", keep_checkpoints, 1),
-    ):
-        _check_int(name, value, low)
-    config, interval = run.config, run.config.resolved_log_interval()
+    _check_int("eval_episodes", eval_episodes, 1)
+    _check_int("checkpoint_every", checkpoint_every, 0)
+    _check_int("keep_checkpoints", keep_checkpoints, 1)
     start = time.perf_counter()
     state = run.init()(run.keys) if run.state is None else run.state
     chunk = jax.jit(
@@ -310,6 +306,23 @@ def fit(
     )
     chunk = chunk.lower(state).compile()
     compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    if on_start is not None:
+        on_start()
+    state = _train_chunks(run, chunk, state, checkpoint_every, keep_checkpoints, on_rows)
+    return _finish(run, state, eval_episodes, compile_s, time.perf_counter() - start)
+
+
+def _train_chunks(
+    run: Run,
+    chunk: Callable[[TrainState], tuple[TrainState, Any]],
+    state: TrainState,
+    checkpoint_every: int,
+    keep_checkpoints: int,
+    on_rows: Callable[[dict[str, np.ndarray]], None] | None,
+) -> TrainState:
+    """The remaining log points, one compiled chunk each, with metric rows and checkpoints."""
+    config, interval = run.config, run.config.resolved_log_interval()
     first = run.start_steps // interval
     writer = MetricsWriter(run.run_dir, run.seeds, run.trainer.metric_names)
 
@@ -324,11 +337,8 @@ def fit(
             versions=versions(), keep=keep_checkpoints,
         )  # fmt: skip
 
-    if on_start is not None:
-        on_start()
-    start = time.perf_counter()
     try:
-        state = run_chunks(
+        return run_chunks(
             chunk,
             state,
             config.num_log_points() - first,
@@ -340,7 +350,6 @@ def fit(
         )
     finally:
         writer.close()
-    return _finish(run, state, eval_episodes, compile_s, time.perf_counter() - start)
 
 
 def _finish(
