@@ -278,7 +278,7 @@ def _pairs(value: Mapping | Sequence) -> tuple:
     if not all(isinstance(item, list | tuple) and len(item) == 2 for item in items):
         return tuple(value) if not isinstance(value, Mapping) else value
     plain = [(k, v.item() if isinstance(v, np.generic) else v) for k, v in items]
-    return tuple(sorted((str(k) if isinstance(k, np.str_) else k, v) for k, v in plain))
+    return tuple(sorted(plain, key=lambda pair: str(pair[0])))
 
 
 def _is_int_sequence(value: object) -> bool:
@@ -351,12 +351,13 @@ def _env_params_field(cfg: DQNConfig) -> None:
         or not all(isinstance(p, tuple) and len(p) == 2 for p in params)
         or not all(isinstance(k, str) and k.isidentifier() for k, _ in params)
         or not all(isinstance(v, int | float | bool | str) for _, v in params)
+        or not all(math.isfinite(v) for _, v in params if isinstance(v, float))
         or len({k for k, _ in params}) != len(params)
     ):
         _fail(
             "env_params",
             params,
-            "must map distinct field names to numbers, bools or strings, e.g. "
+            "must map distinct field names to finite numbers, bools or strings, e.g. "
             "{'max_steps_in_episode': 200}",
         )
 

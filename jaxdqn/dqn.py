@@ -57,6 +57,7 @@ def bind_config_env(config: DQNConfig, env: Any = None, env_params: Any = None) 
         config.env_id if env is None else env,
         dict(config.env_params) if env_params is None else env_params,
         field="DQNConfig.env_id" if env is None else "env",
+        params_field="env_params" if env_params is not None else "DQNConfig.env_params",
     )
     config.check_env(bound.spec, bound.name)
     return bound

@@ -66,7 +66,7 @@ def test_readme_examples_run_as_written(tmp_path, monkeypatch, capsys):
     """The README's corridor_env.py, its CLI command and its Python snippet, verbatim."""
     (tmp_path / "corridor_env.py").write_text(CORRIDOR)
     monkeypatch.chdir(tmp_path)
-    command = readme_block("so\n`jaxdqn eval`, `export` and `train --resume`", "bash").split()
+    command = readme_block("replace fields of its params with `--env-param`", "bash").split()
     assert command[:4] == ["python", "-m", "jaxdqn", "train"]
     assert cli.main(command[3:]) == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -94,6 +94,18 @@ def test_env_params_from_the_config_and_from_the_call():
         jaxdqn.make_train(bad)
     with pytest.raises(ValueError, match=r"DQNConfig\.env_params=.* is invalid"):
         dataclasses.replace(config, env_params={"max_steps_in_episode": [1]})
+    with pytest.raises(ValueError, match=r"DQNConfig\.env_params=.* is invalid"):
+        dataclasses.replace(config, env_params={"gravity": float("nan")})
+    wrong_type = dataclasses.replace(config, env_params={"max_steps_in_episode": "200"})
+    with pytest.raises(
+        ValueError, match=r"\['max_steps_in_episode'\]='200' is invalid: must be an int"
+    ):
+        jaxdqn.make_train(wrong_type)
+    no_limit = dataclasses.replace(config, env_params={"max_steps_in_episode": 0})
+    with pytest.raises(ValueError, match=r"max_steps_in_episode=0 is invalid: must be an int >= 1"):
+        jaxdqn.make_train(no_limit)
+    gravity = jaxdqn.build(dataclasses.replace(config, env_params={"gravity": 10})).env.params
+    assert gravity.gravity == 10.0 and isinstance(gravity.gravity, float)
 
 
 def test_import_paths_resolve_from_the_current_directory(tmp_path, monkeypatch):
@@ -107,6 +119,13 @@ def test_import_paths_resolve_from_the_current_directory(tmp_path, monkeypatch):
         jaxdqn.make_train(dataclasses.replace(TINY_CHAIN, env_id="no_such_module:X"))
     with pytest.raises(ValueError, match=r"DQNConfig\.env_id='corridor_env'.*or an import path"):
         jaxdqn.DQNConfig(env_id="corridor_env")
+    (tmp_path / "pair_env.py").write_text(
+        "import gymnax\ndef make():\n    return gymnax.make('CartPole-v1')\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"'pair_env:make' gave tuple, not an environment .*\(env, params\)"
+    ):
+        jaxdqn.bind_env("pair_env:make")
 
 
 def test_cli_run_on_an_import_path_with_env_params_round_trips(tmp_path, capsys):
@@ -214,6 +233,14 @@ def test_contract_violations_are_named_before_anything_is_compiled(case):
     tweak, error, message = VIOLATIONS[case]
     with pytest.raises(error, match=f"env='Tweak'.*{message}"):
         jaxdqn.make_train(TINY_CHAIN, env=Tweak(**tweak))
+
+
+def test_float_flags_are_read_as_bools():
+    """gymnax accepts a float terminated; the loop reads the flags as bools."""
+    env = Tweak(step=lambda s: (*s[:3], s[3].astype(jnp.float32), s[4].astype(jnp.float32), s[5]))
+    state, metrics = jax.jit(jaxdqn.make_train(TINY_CHAIN, env=env))(jax.random.key(0))
+    assert state.replay.rows.data.truncated.dtype == jnp.bool_
+    np.testing.assert_allclose(metrics["episode_length"], 20.0)
 
 
 def test_legacy_step_envs_train_with_every_done_terminal():

@@ -159,6 +159,7 @@ def _step(parts: _ActorParts, key: jax.Array, state: ActorState, actions: jax.Ar
         parts.bound, key, state.env_state, actions
     )
     reward = reward.astype(jnp.float32)
+    terminated, truncated = terminated.astype(bool), truncated.astype(bool)
     # gymnax reports a step that both terminates and hits the time limit as both.
     truncated = truncated & ~terminated
     if parts.truncation_is_terminal:

@@ -66,7 +66,7 @@ def evaluate_policy(
             bound, key_step, env_state, actions
         )
         returns = returns + jnp.where(running, reward, 0.0)
-        running = running & ~(terminated | truncated)
+        running = running & ~(terminated.astype(bool) | truncated.astype(bool))
         return (obs, env_state, returns, running), None
 
     carry = (obs, env_state, jnp.zeros(num_episodes, jnp.float32), jnp.ones(num_episodes, bool))

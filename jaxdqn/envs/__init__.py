@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import gymnax
+import numpy as np
 from gymnax.environments import environment
 
 from jaxdqn.envs.chain_walk import (
@@ -59,7 +60,7 @@ def check_env_id(env_id: object, field: str = "env_id") -> None:
     The message lists close matches (``difflib``) and where to find every id. Nothing is
     built or imported: that happens in :func:`bind_env`.
     """
-    if isinstance(env_id, str) and (env_id in ENV_IDS or _IMPORT_PATH.match(env_id)):
+    if isinstance(env_id, str) and (_is_known_id(env_id) or _IMPORT_PATH.match(env_id)):
         return
     close = difflib.get_close_matches(str(env_id), ENV_IDS, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -70,7 +71,9 @@ def check_env_id(env_id: object, field: str = "env_id") -> None:
     )
 
 
-def bind_env(env: Any, env_params: Any = None, *, field: str = "env") -> BoundEnv:
+def bind_env(
+    env: Any, env_params: Any = None, *, field: str = "env", params_field: str = "env_params"
+) -> BoundEnv:
     """Resolves an environment once: builds it from an id or import path, or takes the
     object given, and checks it against the contract (:mod:`jaxdqn.envs.contract`).
 
@@ -82,6 +85,7 @@ def bind_env(env: Any, env_params: Any = None, *, field: str = "env") -> BoundEn
         replaces those fields of ``env.default_params`` (e.g.
         ``{"max_steps_in_episode": 200}``).
       field: the name errors give the environment (``DQNConfig.env_id`` for a config's).
+      params_field: the name errors give ``env_params``.
 
     Returns:
       A :class:`BoundEnv`.
@@ -93,30 +97,60 @@ def bind_env(env: Any, env_params: Any = None, *, field: str = "env") -> BoundEn
     if isinstance(env, str):
         check_env_id(env, field)
         name = env
-        env = _build(env) if env in ENV_IDS else _import_env(env, field)
+        env = _build(env) if _is_known_id(env) else _import_env(env, field)
     else:
         name = type(env).__name__
-    params = _params(env, env_params)
+    params = _params(env, env_params, params_field)
     return BoundEnv(env=env, params=params, spec=env_spec(env, params, name, field), name=name)
 
 
-def _params(env: Any, env_params: Any) -> Any:
-    """``env_params``, the env's defaults, or the defaults with the fields of a mapping."""
+def _is_known_id(env_id: str) -> bool:
+    """An id of the project or of gymnax's registry as it is now."""
+    return env_id in _PROJECT_ENVS or env_id in gymnax.registered_envs
+
+
+def _params(env: Any, env_params: Any, field: str) -> Any:
+    """``env_params``, the env's defaults, or the defaults with the fields of a mapping
+    replaced (each value of its field's type: a bool for a bool, a number for a number)."""
     if env_params is not None and not isinstance(env_params, Mapping):
         return env_params
     default = env.default_params
     if not env_params:
         return default
-    is_dataclass = dataclasses.is_dataclass(default)
-    known = [f.name for f in dataclasses.fields(default)] if is_dataclass else []
-    unknown = sorted(set(env_params) - set(known))
+    if dataclasses.is_dataclass(default):
+        known = {f.name: getattr(default, f.name) for f in dataclasses.fields(default)}
+    else:
+        known = default._asdict() if hasattr(default, "_asdict") else {}
+    given = dict(env_params)
+    unknown = sorted(set(given) - set(known))
     if unknown:
         raise ValueError(
-            f"env_params={dict(env_params)!r} is invalid: "
-            f"{type(default).__name__} has no field {', '.join(map(repr, unknown))}; "
-            f"its fields are {', '.join(known) or 'none'}."
+            f"{field}={given!r} is invalid: {type(default).__name__} has no field "
+            f"{', '.join(map(repr, unknown))}; its fields are {', '.join(known) or 'none'}."
         )
-    return default.replace(**env_params)
+    for name, value in given.items():
+        given[name] = _as_type_of(known[name], value, f"{field}[{name!r}]")
+    if hasattr(default, "_replace"):
+        return default._replace(**given)
+    return dataclasses.replace(default, **given)
+
+
+def _as_type_of(current: Any, value: Any, where: str) -> Any:
+    """``value`` as a replacement for a field whose default is ``current``."""
+    if isinstance(current, bool | np.bool_):
+        kind, ok = "a bool", isinstance(value, bool)
+    elif isinstance(current, int | np.integer):
+        kind, ok = "an int", isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(current, float | np.floating):
+        kind, ok = "a number", isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        kind, ok = "", True  # other kinds of field: the env's own code decides
+    if not ok:
+        raise ValueError(
+            f"{where}={value!r} is invalid: must be {kind}, as the default {current!r}."
+        )
+    return value
 
 
 def _import_env(path: str, field: str) -> Any:
@@ -132,7 +166,18 @@ def _import_env(path: str, field: str) -> Any:
         ) from error
     is_env = hasattr(target, "step") and hasattr(target, "reset")
     if isinstance(target, type) or (callable(target) and not is_env):
-        return target()  # an Environment class or a factory
+        try:
+            target = target()  # an Environment class or a factory
+        except Exception as error:
+            raise ValueError(
+                f"{field}={path!r}: calling it without arguments failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+    if not all(hasattr(target, name) for name in ("reset", "step", "default_params")):
+        raise ValueError(
+            f"{field}={path!r} gave {type(target).__name__}, not an environment with reset, "
+            "step and default_params (a factory must return the env alone, not (env, params))."
+        )
     return target
 
 

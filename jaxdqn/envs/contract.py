@@ -14,7 +14,8 @@ The contract is gymnax >= 1.0's ``Environment``:
 * ``action_space(params)`` a ``Discrete`` space; ``default_params``.
 
 An observation is one array of bools, integers or floats (what the replay stores as it
-is); reward, terminated and truncated are scalars per env.
+is); reward, terminated and truncated are scalars per env (the flags are read as bools);
+a time limit ``params.max_steps_in_episode``, where there is one, is an int >= 1.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def env_spec(env: Any, params: Any, name: str, field: str = "env") -> EnvSpec:
     space = _call(where, "action_space(params)", lambda: env.action_space(params))
     if not isinstance(space, spaces.Discrete):
         raise ValueError(
-            f"{where} has a {type(space).__name__} action space; DQN needs a Discrete one."
+            f"{where} has a {type(space).__name__} action space; DQN needs a Discrete one "
+            "(gymnax.environments.spaces.Discrete)."
         )
     key = jax.random.key(0)
     reset = _call(
@@ -83,13 +85,24 @@ def env_spec(env: Any, params: Any, name: str, field: str = "env") -> EnvSpec:
         lambda: jax.eval_shape(lambda k, s: env.step(k, s, jnp.int32(0), params), key, state),
     )
     _check_step(where, obs, step)
-    limit = getattr(params, "max_steps_in_episode", None)
     return EnvSpec(
         obs_shape=tuple(obs.shape),
         obs_dtype=np.dtype(obs.dtype),
         num_actions=int(space.n),
-        max_episode_steps=None if limit is None else int(limit),
+        max_episode_steps=_time_limit(where, params),
     )
+
+
+def _time_limit(where: str, params: Any) -> int | None:
+    """``params.max_steps_in_episode`` as an int >= 1, or ``None`` where there is none."""
+    limit = getattr(params, "max_steps_in_episode", None)
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not float(limit).is_integer() or limit < 1:
+        raise ValueError(
+            f"{where}: max_steps_in_episode={limit!r} is invalid: must be an int >= 1."
+        )
+    return int(limit)
 
 
 def _call(where: str, what: str, fn):
@@ -115,7 +128,9 @@ def _check_obs(where: str, what: str, obs: Any) -> None:
         )
     dtype = np.dtype(obs.dtype)
     if not (
-        dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+        dtype == np.bool_
+        or jnp.issubdtype(dtype, jnp.integer)
+        or jnp.issubdtype(dtype, jnp.floating)
     ):
         raise ValueError(
             f"{where}: {what} has dtype {dtype}; jaxdqn stores bool, integer or float observations."

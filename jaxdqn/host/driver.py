@@ -90,7 +90,8 @@ def build_config(
     base = get_preset(env_id) if env_id in PRESET_IDS else DQNConfig(env_id=env_id)
     changes = dict(parse_override(o) for o in overrides)
     if env_params:
-        changes["env_params"] = {**dict(base.env_params), **_env_params(env_params)}
+        given = changes.get("env_params", base.env_params)
+        changes["env_params"] = {**dict(given), **_env_params(env_params)}
     if "env_id" in changes:
         raise ValueError(
             f"--set env_id={changes['env_id']} is refused: use --env {changes['env_id']}, "
