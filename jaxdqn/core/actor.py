@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES, exploration_value, select_action
-from jaxdqn.core.types import Transition
+from jaxdqn.core.types import Transition, check_int
 from jaxdqn.envs import BoundEnv
 
 EXPLORATION_UNITS = ("env_steps", "episodes")  # what an exploration schedule counts
@@ -114,8 +114,7 @@ def make_actor(
     ):
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is invalid: must be one of {', '.join(allowed)}.")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"num_envs={num_envs!r} is invalid: must be an int >= 1.")
+    check_int("num_envs", num_envs)
     parts = _ActorParts(
         bound, q_network, num_envs, exploration, schedule, unit, truncation_is_terminal
     )

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxdqn.core.actor import reset_envs, step_envs
 from jaxdqn.core.exploration import epsilon_greedy
+from jaxdqn.core.types import check_int
 from jaxdqn.envs import BoundEnv
 
 
@@ -42,8 +43,7 @@ def evaluate_policy(
       ValueError: a ``num_episodes`` or ``epsilon`` out of range, or an env without a
         time limit (an episode could run forever).
     """
-    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise ValueError(f"num_episodes={num_episodes!r} is invalid: must be a positive int.")
+    check_int("num_episodes", num_episodes)
     if not 0.0 <= float(epsilon) <= 1.0:
         raise ValueError(f"epsilon={epsilon!r} is invalid: must be in [0, 1].")
     limit = bound.spec.max_episode_steps

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdqn.core import losses
-from jaxdqn.core.types import Batch
+from jaxdqn.core.types import Batch, check_int
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 LEARNING_RATE_SCHEDULES = ("constant", "linear")
@@ -214,8 +214,7 @@ def _check_learner_args(loss: str, learning_rate_schedule: str, total_updates: i
             f"learning_rate_schedule={learning_rate_schedule!r} is invalid: must be one of "
             f"{', '.join(LEARNING_RATE_SCHEDULES)}."
         )
-    if isinstance(total_updates, bool) or not isinstance(total_updates, int) or total_updates < 1:
-        raise ValueError(f"total_updates={total_updates!r} is invalid: must be an int >= 1.")
+    check_int("total_updates", total_updates)
 
 
 class _LearnerParts(NamedTuple):

@@ -36,7 +36,6 @@ observation with ``γ^m``) and at an env's newest row (its later steps are not w
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -53,7 +52,7 @@ from jaxdqn.core.sum_tree import (
     sum_tree_set,
     sum_tree_set_new,
 )
-from jaxdqn.core.types import Batch, Transition
+from jaxdqn.core.types import Batch, Transition, check_int
 
 
 class StoredStep(NamedTuple):
@@ -189,9 +188,8 @@ def _check_replay_args(capacity: int, num_envs: int, batch_size: int, n_step: in
             f"capacity={capacity} is invalid: must be >= num_envs={num_envs} "
             "(each add writes num_envs rows)."
         )
-    for name, value in (("batch_size", batch_size), ("n_step", n_step)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name}={value!r} is invalid: must be a positive int.")
+    check_int("batch_size", batch_size)
+    check_int("n_step", n_step)
     if n_step > capacity // num_envs:
         raise ValueError(
             f"n_step={n_step} is invalid: must be <= capacity // num_envs = "

@@ -6,6 +6,7 @@ Shapes below are for one seed; ``jax.vmap(train)`` adds a leading seed axis to e
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -42,6 +43,13 @@ class Batch(NamedTuple):
     discount: jax.Array  # [B], float32: the bootstrap's weight, 0 after a terminal state
     next_obs: jax.Array  # [B, *obs_shape]: the observation to bootstrap from
     weight: jax.Array  # [B], float32: weight in the loss (importance weights; else ones)
+
+
+def check_int(name: str, value: Any, low: int = 1) -> None:
+    """Raises ``ValueError`` naming ``name`` unless ``value`` is an int (not a bool) >= ``low``;
+    the check every factory runs on its counts before anything is traced."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name}={value!r} is invalid: must be an int >= {low}.")
 
 
 def is_prng_key(x: Any) -> bool:

@@ -30,6 +30,7 @@ from jax.sharding import NamedSharding
 
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.loop import Trainer, TrainState
+from jaxdqn.core.types import check_int
 from jaxdqn.dqn import evaluate, make_trainer
 from jaxdqn.host.checkpoint import (
     checkpoint_path,
@@ -215,8 +216,8 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     ints = all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds)
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
-    check_memory(config, len(seeds))
     trainer = make_trainer(config)
+    check_memory(config, len(seeds), trainer=trainer)
     environment = versions()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir = Path(out) / f"{config.env_id.replace(':', '.')}-{stamp}"
@@ -236,8 +237,9 @@ def resume_run(run_dir: str | Path) -> Run:
     """
     run_dir = Path(run_dir)
     config, seeds = load_run(run_dir)
-    check_memory(config, len(seeds))
-    run = _bind(run_dir, config, seeds, make_trainer(config))
+    trainer = make_trainer(config)
+    check_memory(config, len(seeds), trainer=trainer)
+    run = _bind(run_dir, config, seeds, trainer)
     steps = checkpoint_steps(run.checkpoints)
     if not steps:
         raise ValueError(f"{run.checkpoints} holds no checkpoint to resume from.")
@@ -254,11 +256,6 @@ def resume_run(run_dir: str | Path) -> Run:
     truncate_metrics(run_dir, seeds, start_steps)
     state = jax.device_put(state, run.sharding)
     return dataclasses.replace(run, state=state, start_steps=start_steps)
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name}={value!r} is invalid: must be an int >= {low}.")
 
 
 def _bind(run_dir: Path, config: DQNConfig, seeds: list[int], trainer: Trainer) -> Run:
@@ -297,9 +294,9 @@ def fit(
     Returns:
       The summary (also in ``summary.json``): per-seed evaluation returns and timings.
     """
-    _check_int("eval_episodes", eval_episodes, 1)
-    _check_int("checkpoint_every", checkpoint_every, 0)
-    _check_int("keep_checkpoints", keep_checkpoints, 1)
+    check_int("eval_episodes", eval_episodes)
+    check_int("checkpoint_every", checkpoint_every, 0)
+    check_int("keep_checkpoints", keep_checkpoints)
     start = time.perf_counter()
     state = run.init()(run.keys) if run.state is None else run.state
     chunk = jax.jit(

@@ -17,12 +17,14 @@ def _nbytes(tree) -> int:
     return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
-def state_bytes(config) -> int:
+def state_bytes(config, trainer=None) -> int:
     """Bytes of one seed's ``TrainState`` (replay buffer, params, optimizer, envs).
 
-    Computed from shapes alone (``jax.eval_shape``): nothing is compiled or allocated.
+    Computed from shapes alone (``jax.eval_shape`` of ``trainer.init``, default
+    ``make_trainer(config)``): nothing is compiled or allocated.
     """
-    shapes = jax.eval_shape(make_trainer(config).init, jax.random.key(0))
+    trainer = make_trainer(config) if trainer is None else trainer
+    shapes = jax.eval_shape(trainer.init, jax.random.key(0))
     return _nbytes(jax.tree.map(_key_as_data, shapes))
 
 
@@ -79,7 +81,7 @@ def device_memory_bytes(device: jax.Device | None = None) -> int | None:
         return None
 
 
-def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> int:
+def check_memory(config, num_seeds: int, device: jax.Device | None = None, trainer=None) -> int:
     """Raises before compiling if ``num_seeds`` states of ``config`` cannot fit.
 
     The seeds are spread as :func:`jaxdqn.seed_sharding` spreads them. Accelerators each
@@ -90,6 +92,7 @@ def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> in
       config: a :class:`jaxdqn.DQNConfig`.
       num_seeds: seeds trained together (``jax.vmap``).
       device: the device to check; default ``jax.devices()[0]``.
+      trainer: ``make_trainer(config)`` where the caller has it (else it is built).
 
     Returns:
       The bytes the states need on the most loaded device (on a CPU: in all).
@@ -98,7 +101,7 @@ def check_memory(config, num_seeds: int, device: jax.Device | None = None) -> in
       ValueError: naming the bytes needed, where they go and what the device has.
     """
     device = device or jax.devices()[0]
-    per_seed = state_bytes(config)
+    per_seed = state_bytes(config, trainer)
     devices = 1 if device.platform == "cpu" else seed_sharding(num_seeds).num_devices
     seeds_here = num_seeds // devices
     needed = seeds_here * per_seed
