@@ -89,9 +89,9 @@ def test_chain_walk_optimal_q_hand_values():
     [("ChainWalk-v0", (1,), 2), ("CartPole-v1", (4,), 2), ("Acrobot-v1", (6,), 3)],
 )
 def test_env_spec(env_id, shape, actions):
-    obs_shape, dtype, num_actions, _ = bind_env(env_id).spec
-    assert (obs_shape, num_actions) == (shape, actions)
-    assert dtype == jnp.float32
+    spec = bind_env(env_id).spec
+    assert (spec.obs_shape, spec.num_actions, spec.action_masked) == (shape, actions, False)
+    assert spec.obs_dtype == jnp.float32
 
 
 def test_unknown_env_id_lists_close_matches():

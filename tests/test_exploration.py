@@ -196,6 +196,37 @@ def test_epsilon_greedy_same_key_same_action_across_transforms():
     assert int(again) == results[0][3]
 
 
+MASK = jnp.array([True, False, True, True])  # the greedy action 1 is illegal
+
+
+def test_masked_greedy_takes_the_best_legal_action(transform):
+    qs = jnp.array([[1.0, 3.0, 2.0, 0.0], [0.0, 9.0, -1.0, -1.0], [5.0, 1.0, 1.0, 1.0]])
+    masks = jnp.array(
+        [[True, False, True, True], [True, False, True, True], [False, True, True, False]]
+    )
+    got = np.asarray(over_rows(exploration.greedy, transform, qs, masks))
+    np.testing.assert_array_equal(got, [2, 0, 1])  # masked argmax, first on ties
+
+
+def test_masked_epsilon_greedy_is_uniform_over_legal_actions_and_greedy_among_them():
+    keys = jax.random.split(jax.random.key(7), N)
+    pick = jax.jit(jax.vmap(lambda k, e: exploration.epsilon_greedy(k, Q, e, MASK)))
+    explore = np.asarray(pick(keys, jnp.ones(N)))
+    counts = np.bincount(explore, minlength=A) / N
+    np.testing.assert_allclose(counts, [1 / 3, 0.0, 1 / 3, 1 / 3], atol=0.015)
+    greedy = np.asarray(pick(keys, jnp.zeros(N)))
+    np.testing.assert_array_equal(greedy, 2)  # Q = [0.1, 0.7, 0.2, -0.3] without action 1
+
+
+def test_masked_boltzmann_matches_softmax_over_legal_actions():
+    keys = jax.random.split(jax.random.key(8), N)
+    draw = jax.jit(jax.vmap(lambda k: exploration.boltzmann(k, Q, 0.5, MASK)))
+    counts = np.bincount(np.asarray(draw(keys)), minlength=A) / N
+    logits = np.asarray(Q) / 0.5
+    p = np.where(np.asarray(MASK), np.exp(logits - logits.max()), 0.0)
+    np.testing.assert_allclose(counts, p / p.sum(), atol=0.015)
+
+
 # One compiled program per selector: every statistical test uses N keys (and a per-key ε).
 _eps_many_jit = jax.jit(jax.vmap(_eps_greedy))
 

@@ -158,11 +158,14 @@ def test_cli_run_on_an_import_path_with_env_params_round_trips(tmp_path, capsys)
 
 
 class Tweak(GymnaxWrapper):
-    """ChainWalk with its reset, step or action space changed, to break the contract."""
+    """ChainWalk with its reset, step, action space or action mask changed, to break the
+    contract."""
 
-    def __init__(self, reset=None, step=None, space=None):
+    def __init__(self, reset=None, step=None, space=None, mask=None):
         super().__init__(ChainWalk())
         self._reset, self._step, self._space = reset, step, space
+        if mask is not None:
+            self.action_mask = lambda state, params: mask
 
     def reset(self, key, params=None):
         out = self._env.reset(key, params)
@@ -221,6 +224,14 @@ VIOLATIONS = {  # what breaks the contract -> (error, message)
         {"step": lambda s: _tweak_info(s, {})},
         ValueError, 'step\'s info has no "final_observation"',
     ),
+    "mask shape": (
+        {"mask": jnp.ones(3, bool)},
+        ValueError, r"action_mask\(state, params\) is .*bool\[3\]; it must be bool\[2\]",
+    ),
+    "mask dtype": (
+        {"mask": jnp.ones(2, jnp.float32)},
+        ValueError, r"action_mask\(state, params\) is .*float32\[2\]; it must be bool\[2\]",
+    ),
     "final obs shape": (
         {"step": lambda s: _tweak_info(s, {"final_observation": s[0][:0]})},
         ValueError, r'info\["final_observation"\] is .*float32\[0\]; it must match',
@@ -253,3 +264,51 @@ def test_legacy_step_envs_train_with_every_done_terminal():
     np.testing.assert_array_equal(np.flatnonzero(terminated[:, 0]), np.arange(19, 400, 20))
     assert not rows.truncated.any()
     np.testing.assert_allclose(metrics["episode_length"], 20.0)
+
+
+def test_cartpole_with_a_200_step_limit_truncates_at_200():
+    """CartPole-v1 with ``max_steps_in_episode=200`` (500 by default), played by a
+    balancing controller for 450 steps in 4 envs: every episode ends at exactly step 200,
+    as a truncation (bootstrapped), never a termination, with its true final observation."""
+    config = dataclasses.replace(jaxdqn.get_preset("CartPole-v1"), num_envs=4)
+    parts = jaxdqn.build(config, env_params={"max_steps_in_episode": 200})
+    assert parts.env.spec.max_episode_steps == 200
+
+    def step(state, key):
+        theta, theta_dot = state.obs[:, 2], state.obs[:, 3]
+        actions = (3.0 * theta + theta_dot > 0).astype(jnp.int32)  # push under the pole
+        state, transition, ends = parts.actor.step(key, state, actions)
+        return state, (transition, ends, state.obs)
+
+    state = parts.actor.reset(jax.random.key(0))
+    _, (transition, ends, obs) = jax.jit(
+        lambda s: jax.lax.scan(step, s, jax.random.split(jax.random.key(1), 450))
+    )(state)
+    done = np.asarray(ends.done)
+    np.testing.assert_array_equal(np.nonzero(done)[0], np.repeat([199, 399], 4))
+    assert np.asarray(transition.truncated)[done].all()
+    assert not np.asarray(transition.terminated).any()
+    np.testing.assert_array_equal(np.asarray(ends.episode_length)[done], 200)
+    final, fresh = np.asarray(transition.next_obs)[done], np.asarray(obs)[done]
+    assert (np.abs(fresh) <= 0.05).all() and not np.array_equal(final, fresh)
+
+
+def test_cli_cartpole_with_env_params_round_trips(tmp_path, capsys):
+    """``--env CartPole-v1 --env-param max_steps_in_episode=200``: the run folder records
+    the limit, and eval and a bit-identical resume build the same env."""
+    args = ["--env", "CartPole-v1", *TINY_ARGS[2:], "--env-param", "max_steps_in_episode=200"]
+    out = tmp_path / "runs"
+    assert cli.main(["train", *args, "--out", str(out)]) == 0
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["env_params"] == [
+        ["max_steps_in_episode", 200]
+    ]
+    assert cli.main(["eval", str(run_dir), "--episodes", "2"]) == 0
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    shutil.rmtree(checkpoint_path(copy / "checkpoints", 800))
+    for name in ("params.npz", "summary.json"):
+        (copy / name).unlink()
+    assert cli.main(["train", "--resume", str(copy), "--eval-episodes", "3"]) == 0
+    for seed in (0, 1):
+        name = f"metrics_seed{seed}.jsonl"
+        assert (copy / name).read_text() == (run_dir / name).read_text()

@@ -36,9 +36,9 @@ def builds(monkeypatch):
     calls = []
     build = jaxdqn.envs._build
 
-    def counted(env_id):
+    def counted(env_id, *args):
         calls.append(env_id)
-        return build(env_id)
+        return build(env_id, *args)
 
     monkeypatch.setattr(jaxdqn.envs, "_build", counted)
     return calls

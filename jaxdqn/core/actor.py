@@ -68,6 +68,14 @@ def reset_envs(bound: BoundEnv, key: jax.Array, num_envs: int) -> tuple[jax.Arra
     return reset(jax.random.split(key, num_envs), bound.params)
 
 
+def legal_actions(bound: BoundEnv, env_state: Any) -> jax.Array | None:
+    """The legal actions of every env, bool ``[num_envs, num_actions]``, where the env has
+    an action mask (``bound.spec.action_masked``); else ``None`` (every action legal)."""
+    if not bound.spec.action_masked:
+        return None
+    return jax.vmap(bound.env.action_mask, in_axes=(0, None))(env_state, bound.params)
+
+
 def step_envs(bound: BoundEnv, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple:
     """One step of every env (``actions`` int ``[num_envs]``), each with its own key: the
     gymnax ``(obs, state, reward, terminated, truncated, info)`` with leaves
@@ -149,8 +157,12 @@ def _act(parts: _ActorParts, key, state: ActorState, params, env_steps, episodes
         count = jnp.broadcast_to(episodes, (n,))
     value = exploration_value(parts.schedule, count, hparams)
     q_values = parts.q_network.apply(params, state.obs)
-    choose = jax.vmap(partial(select_action, parts.exploration))
-    return choose(jax.random.split(key, n), q_values, value), value
+    choose = partial(select_action, parts.exploration)
+    keys = jax.random.split(key, n)
+    mask = legal_actions(parts.bound, state.env_state)
+    if mask is None:
+        return jax.vmap(choose)(keys, q_values, value), value
+    return jax.vmap(choose)(keys, q_values, value, mask), value
 
 
 def _step(parts: _ActorParts, key: jax.Array, state: ActorState, actions: jax.Array):

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxdqn.core.actor import reset_envs, step_envs
+from jaxdqn.core.actor import legal_actions, reset_envs, step_envs
 from jaxdqn.core.exploration import epsilon_greedy
 from jaxdqn.core.types import check_int
 from jaxdqn.envs import BoundEnv
@@ -22,7 +22,8 @@ def evaluate_policy(
     num_episodes: int,
     epsilon: float = 0.0,
 ) -> jax.Array:
-    """Returns of ``num_episodes`` fresh episodes played ε-greedily on the Q-network.
+    """Returns of ``num_episodes`` fresh episodes played ε-greedily on the Q-network
+    (among the legal actions, where the env has an action mask).
 
     Every episode runs in its own env (vmapped) until it terminates or is truncated, for
     at most the env's time limit. Pure and jittable; ``jax.vmap`` it over params and keys
@@ -59,9 +60,14 @@ def evaluate_policy(
         obs, env_state, returns, running = carry
         key_act, key_step = jax.random.split(key)
         q_values = q_network.apply(params, obs)
-        actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None))(
-            jax.random.split(key_act, num_episodes), q_values, epsilon
-        )
+        keys = jax.random.split(key_act, num_episodes)
+        mask = legal_actions(bound, env_state)
+        if mask is None:
+            actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None))(keys, q_values, epsilon)
+        else:
+            actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None, 0))(
+                keys, q_values, epsilon, mask
+            )
         obs, env_state, reward, terminated, truncated, _ = step_envs(
             bound, key_step, env_state, actions
         )

@@ -65,18 +65,31 @@ def exploration_value(schedule: str, count: chex.Numeric, params) -> chex.Array:
     return jnp.broadcast_to(jnp.asarray(p.exploration_start, jnp.float32), jnp.shape(count))
 
 
-def greedy(q_values: chex.Array) -> chex.Array:
-    """``argmax`` action of ``[num_actions]`` Q-values (first on ties), int32 ``[]``."""
-    return jnp.argmax(q_values).astype(jnp.int32)
+def mask_q_values(q_values: chex.Array, mask: chex.Array | None) -> chex.Array:
+    """``q_values`` with illegal actions (``mask`` false) at ``-inf``; ``mask=None`` (every
+    action legal) returns them unchanged. Shapes ``[..., num_actions]``."""
+    return q_values if mask is None else jnp.where(mask, q_values, -jnp.inf)
 
 
-def epsilon_greedy(key: jax.Array, q_values: chex.Array, epsilon: chex.Numeric) -> chex.Array:
-    """With probability ``epsilon`` a uniform random action, else the greedy one.
+def greedy(q_values: chex.Array, mask: chex.Array | None = None) -> chex.Array:
+    """``argmax`` action of ``[num_actions]`` Q-values (first on ties) among the legal
+    actions (``mask`` bool ``[num_actions]``; ``None``: all), int32 ``[]``."""
+    return jnp.argmax(mask_q_values(q_values, mask)).astype(jnp.int32)
+
+
+def epsilon_greedy(
+    key: jax.Array,
+    q_values: chex.Array,
+    epsilon: chex.Numeric,
+    mask: chex.Array | None = None,
+) -> chex.Array:
+    """With probability ``epsilon`` a uniform random legal action, else the greedy one.
 
     Args:
       key: PRNG key for this one decision.
       q_values: ``[num_actions]``.
       epsilon: ``[]`` in [0, 1]; 0 is always greedy, 1 always random.
+      mask: bool ``[num_actions]``, the legal actions; ``None``: every action.
 
     Returns:
       int32 ``[]`` action.
@@ -84,29 +97,46 @@ def epsilon_greedy(key: jax.Array, q_values: chex.Array, epsilon: chex.Numeric) 
     chex.assert_rank(q_values, 1)
     key_coin, key_action = jax.random.split(key)
     explore = jax.random.uniform(key_coin) < epsilon
-    random_action = jax.random.randint(key_action, (), 0, q_values.shape[-1], jnp.int32)
-    return jnp.where(explore, random_action, greedy(q_values))
+    if mask is None:
+        random_action = jax.random.randint(key_action, (), 0, q_values.shape[-1], jnp.int32)
+    else:
+        uniform_logits = jnp.where(mask, 0.0, -jnp.inf)
+        random_action = jax.random.categorical(key_action, uniform_logits).astype(jnp.int32)
+    return jnp.where(explore, random_action, greedy(q_values, mask))
 
 
-def boltzmann(key: jax.Array, q_values: chex.Array, temperature: chex.Numeric) -> chex.Array:
-    """Samples an action with probability ``softmax(q_values / temperature)``.
+def boltzmann(
+    key: jax.Array,
+    q_values: chex.Array,
+    temperature: chex.Numeric,
+    mask: chex.Array | None = None,
+) -> chex.Array:
+    """Samples a legal action with probability ``softmax(q_values / temperature)``.
 
     Args:
       key: PRNG key for this one decision.
       q_values: ``[num_actions]``.
       temperature: ``[]`` > 0; small is near-greedy, large near-uniform.
+      mask: bool ``[num_actions]``, the legal actions; ``None``: every action.
 
     Returns:
       int32 ``[]`` action.
     """
     chex.assert_rank(q_values, 1)
-    return jax.random.categorical(key, q_values / temperature).astype(jnp.int32)
+    logits = mask_q_values(q_values / temperature, mask)
+    return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
-def select_action(kind: str, key: jax.Array, q_values: chex.Array, value: chex.Numeric):
+def select_action(
+    kind: str,
+    key: jax.Array,
+    q_values: chex.Array,
+    value: chex.Numeric,
+    mask: chex.Array | None = None,
+):
     """The action of exploration ``kind`` (one of :data:`EXPLORATIONS`) for one Q-vector
-    ``[num_actions]``: ε-greedy with ε = ``value``, or Boltzmann at temperature ``value``.
-    Returns int32 ``[]``."""
+    ``[num_actions]``: ε-greedy with ε = ``value``, or Boltzmann at temperature ``value``,
+    among the legal actions (``mask``, ``None``: all). Returns int32 ``[]``."""
     if kind == "boltzmann":
-        return boltzmann(key, q_values, value)
-    return epsilon_greedy(key, q_values, value)
+        return boltzmann(key, q_values, value, mask)
+    return epsilon_greedy(key, q_values, value, mask)

@@ -4,7 +4,8 @@ Every environment follows the gymnax >= 1.0 API: ``env.step(key, state, action, 
 returns ``(obs, state, reward, terminated, truncated, info)`` with the automatic reset
 already applied to ``obs`` and the true last observation of an ended episode in
 ``info["final_observation"]``. Ids are every gymnax id plus the project's
-``ChainWalk-v0`` (:data:`ENV_IDS`).
+``ChainWalk-v0`` (:data:`ENV_IDS`), and ``suite/Id`` for an env of a JAX suite
+(:mod:`jaxdqn.envs.adapters`: Jumanji, xminigrid, Craftax, PGX, Navix).
 
 :func:`bind_env` is the one place an environment is built and inspected. What the rest of
 the library needs to know about it (observation shape and dtype, number of actions, time
@@ -23,9 +24,11 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import gymnax
+import jax
 import numpy as np
 from gymnax.environments import environment
 
+from jaxdqn.envs.adapters import SUITES, is_suite_id, make_suite_env
 from jaxdqn.envs.chain_walk import (
     CHAIN_WALK_ID,
     ChainWalk,
@@ -54,8 +57,8 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def check_env_id(env_id: object, field: str = "env_id") -> None:
-    """Raises ``ValueError`` naming ``field`` unless ``env_id`` is one of :data:`ENV_IDS` or
-    an import path ``package.module:Name``.
+    """Raises ``ValueError`` naming ``field`` unless ``env_id`` is one of :data:`ENV_IDS`,
+    a suite's ``suite/Id`` or an import path ``package.module:Name``.
 
     The message lists close matches (``difflib``) and where to find every id. Nothing is
     built or imported: that happens in :func:`bind_env`.
@@ -67,6 +70,7 @@ def check_env_id(env_id: object, field: str = "env_id") -> None:
     raise ValueError(
         f"{field}={env_id!r} is not a known environment.{hint} "
         f"Known ids: jaxdqn.ENV_IDS ({len(ENV_IDS)} ids: every gymnax id and {CHAIN_WALK_ID!r}), "
+        f"suite/Id for an env of {', '.join(SUITES)} (jaxdqn.envs.adapters), "
         "or an import path package.module:Name of an Environment class or factory."
     )
 
@@ -78,9 +82,10 @@ def bind_env(
     object given, and checks it against the contract (:mod:`jaxdqn.envs.contract`).
 
     Args:
-      env: an id from :data:`ENV_IDS`, an import path ``package.module:Name`` (a class or
-        factory called without arguments; the current directory is importable, as with
-        ``python -m``), or an object with the gymnax >= 1.0 ``Environment`` interface.
+      env: an id from :data:`ENV_IDS`, a suite's ``suite/Id``, an import path
+        ``package.module:Name`` (a class or factory called without arguments; the current
+        directory is importable, as with ``python -m``), or an object with the gymnax >=
+        1.0 ``Environment`` interface.
       env_params: the env's parameters; ``None`` takes ``env.default_params``; a mapping
         replaces those fields of ``env.default_params`` (e.g.
         ``{"max_steps_in_episode": 200}``).
@@ -97,7 +102,10 @@ def bind_env(
     if isinstance(env, str):
         check_env_id(env, field)
         name = env
-        env = _build(env) if _is_known_id(env) else _import_env(env, field)
+        # Suites compute arrays when an env is made: eagerly, even when bind_env runs
+        # inside a traced function (jaxdqn.evaluate under jax.jit, say).
+        with jax.ensure_compile_time_eval():
+            env = _build(env, field) if _is_known_id(env) else _import_env(env, field)
     else:
         name = type(env).__name__
     params = _params(env, env_params, params_field)
@@ -105,8 +113,9 @@ def bind_env(
 
 
 def _is_known_id(env_id: str) -> bool:
-    """An id of the project or of gymnax's registry as it is now."""
-    return env_id in _PROJECT_ENVS or env_id in gymnax.registered_envs
+    """An id of the project, of gymnax's registry as it is now, or of a suite (whose
+    registry is read when the env is built)."""
+    return env_id in _PROJECT_ENVS or env_id in gymnax.registered_envs or is_suite_id(env_id)
 
 
 def _params(env: Any, env_params: Any, field: str) -> Any:
@@ -198,10 +207,12 @@ def make_env(env_id: str) -> tuple[environment.Environment, environment.EnvParam
     return bound.env, bound.params
 
 
-def _build(env_id: str) -> environment.Environment:
+def _build(env_id: str, field: str = "env_id") -> environment.Environment:
     """The env of a known id (the only place one is built from an id)."""
     if env_id in _PROJECT_ENVS:
         return _PROJECT_ENVS[env_id]()
+    if is_suite_id(env_id):
+        return make_suite_env(env_id, field)
     env, _ = gymnax.make(env_id)
     return BoolObservations(env) if env_id.endswith("-MinAtar") else env
 

@@ -11,7 +11,9 @@ The contract is gymnax >= 1.0's ``Environment``:
 * ``step(key, state, action, params) -> (obs, state, reward, terminated, truncated,
   info)`` with the automatic reset applied to ``obs`` and the true last observation of
   an ended episode in ``info["final_observation"]``;
-* ``action_space(params)`` a ``Discrete`` space; ``default_params``.
+* ``action_space(params)`` a ``Discrete`` space; ``default_params``;
+* optionally ``action_mask(state, params) -> bool [num_actions]`` (or ``None``), the legal
+  actions in a state, which the exploring and greedy policies respect.
 
 An observation is one array of bools, integers or floats (what the replay stores as it
 is); reward, terminated and truncated are scalars per env (the flags are read as bools);
@@ -35,6 +37,7 @@ class EnvSpec(NamedTuple):
     obs_dtype: np.dtype  # its dtype, kept in the replay memory (MinAtar: bool)
     num_actions: int  # size of the discrete action space
     max_episode_steps: int | None  # time limit (gymnax max_steps_in_episode); None if unknown
+    action_masked: bool = False  # env.action_mask(state, params) gives the legal actions
 
 
 _LEGACY_HINT = (
@@ -89,18 +92,51 @@ def env_spec(env: Any, params: Any, name: str, field: str = "env") -> EnvSpec:
         obs_shape=tuple(obs.shape),
         obs_dtype=np.dtype(obs.dtype),
         num_actions=int(space.n),
-        max_episode_steps=_time_limit(where, params),
+        max_episode_steps=_time_limit(where, env, params),
+        action_masked=_has_action_mask(where, env, params, state, int(space.n)),
     )
 
 
-def _time_limit(where: str, params: Any) -> int | None:
-    """``params.max_steps_in_episode`` as an int >= 1, or ``None`` where there is none."""
+def _has_action_mask(where: str, env: Any, params: Any, state: Any, num_actions: int) -> bool:
+    """Whether ``env.action_mask(state, params)`` gives a mask: bool ``[num_actions]``."""
+    if not callable(getattr(env, "action_mask", None)):
+        return False
+    mask = _call(
+        where,
+        "action_mask(state, params)",
+        lambda: jax.eval_shape(lambda s: env.action_mask(s, params), state),
+    )
+    if mask is None:
+        return False
+    if (
+        not isinstance(mask, jax.ShapeDtypeStruct)
+        or mask.dtype != np.bool_
+        or mask.shape != (num_actions,)
+    ):
+        raise ValueError(
+            f"{where}: action_mask(state, params) is {_describe(mask)} "
+            f"{getattr(mask, 'dtype', '')}{list(getattr(mask, 'shape', []))}; it must be "
+            f"bool[{num_actions}] (or None: every action legal)."
+        )
+    return True
+
+
+def _time_limit(where: str, env: Any, params: Any) -> int | None:
+    """``params.max_steps_in_episode`` as an int >= 1, or ``None`` where there is none; at
+    most ``env.suite_time_limit``, a suite's own limit fixed when its env was made."""
     limit = getattr(params, "max_steps_in_episode", None)
     if limit is None:
         return None
     if isinstance(limit, bool) or not float(limit).is_integer() or limit < 1:
         raise ValueError(
             f"{where}: max_steps_in_episode={limit!r} is invalid: must be an int >= 1."
+        )
+    cap = getattr(env, "suite_time_limit", None)
+    if cap is not None and limit > cap:
+        raise ValueError(
+            f"{where}: max_steps_in_episode={limit!r} is invalid: the env's own time limit "
+            f"is {cap}, fixed when it was made; give at most {cap}, or make the env with a "
+            "longer limit."
         )
     return int(limit)
 

@@ -220,7 +220,8 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     check_memory(config, len(seeds), trainer=trainer)
     environment = versions()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    run_dir = Path(out) / f"{config.env_id.replace(':', '.')}-{stamp}"
+    name = config.env_id.replace(":", ".").replace("/", ".")  # import paths, suite/Id
+    run_dir = Path(out) / f"{name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
