@@ -21,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 
+from jaxdqn.budget import scale_schedules
 from jaxdqn.core.actor import EXPLORATION_UNITS
 from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES
 from jaxdqn.core.learner import LEARNING_RATE_SCHEDULES, OPTIMIZERS
@@ -46,9 +47,10 @@ class DQNConfig:
     """Hyperparameters of one DQN run. Frozen; invalid values raise ``ValueError``.
 
     Attributes:
-      env_id: gymnax id or ``"ChainWalk-v0"`` (see ``jaxdqn.ENV_IDS``), or an import path
-        ``package.module:Name`` of an env class or factory with the gymnax >= 1.0
-        interface. Its action space must be discrete (checked when the env is bound).
+      env_id: gymnax id or ``"ChainWalk-v0"`` (see ``jaxdqn.ENV_IDS``), a suite's
+        ``suite/Id`` (``jaxdqn.envs.adapters``), or an import path ``package.module:Name``
+        of an env class or factory with the gymnax >= 1.0 interface. Its action space
+        must be discrete (checked when the env is bound).
       env_params: fields of the env's ``default_params`` to replace, as ``(name, value)``
         pairs (a dict is accepted), e.g. ``{"max_steps_in_episode": 200}``; values are
         numbers, bools or strings, so the config stays JSON. Names are checked when the
@@ -249,6 +251,31 @@ class DQNConfig:
             learning_starts=self.learning_starts,
             total_updates=self.total_updates(),
         )
+
+    def with_budget(self, total_timesteps: int, keep: Collection[str] = ()) -> DQNConfig:
+        """This config for a run of ``total_timesteps`` env steps, its schedules scaled to
+        follow (:func:`jaxdqn.budget.scale_schedules`: exploration, ``learning_starts``,
+        a target period that would never sync, ``log_interval``).
+
+        Args:
+          total_timesteps: the new budget (checked as always: a multiple of the cycle).
+          keep: fields to leave as they are.
+
+        Returns:
+          A validated :class:`DQNConfig`.
+
+        Raises:
+          ValueError: naming the field, where the result is still invalid.
+
+        Examples:
+          >>> import jaxdqn
+          >>> config = jaxdqn.get_preset("CartPole-v1").with_budget(20_000)
+          >>> config.exploration_steps, config.learning_starts
+          (5000, 496)
+        """
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["total_timesteps"] = total_timesteps
+        return DQNConfig(**scale_schedules(fields, self.total_timesteps, keep))
 
     def check_env(self, spec: EnvSpec, env_name: str) -> None:
         """The checks that need the environment, run when it is bound (before tracing).

@@ -169,9 +169,8 @@ def make_train(
       the caller jits it.
 
     Examples:
-      >>> import dataclasses, jax, jaxdqn
-      >>> preset = jaxdqn.get_preset("CartPole-v1")
-      >>> config = dataclasses.replace(preset, total_timesteps=20_000, exploration_steps=10_000)
+      >>> import jax, jaxdqn
+      >>> config = jaxdqn.get_preset("CartPole-v1").with_budget(20_000)
       >>> train = jax.jit(jax.vmap(jaxdqn.make_train(config)))
       >>> states, metrics = train(jax.random.split(jax.random.key(0), 4))
       >>> metrics["episode_return"].shape  # [seeds, log points]
@@ -209,9 +208,8 @@ def evaluate(
       float32 ``[num_episodes]``: the undiscounted return of each episode.
 
     Examples:
-      >>> import dataclasses, jax, jaxdqn
-      >>> preset = jaxdqn.get_preset("CartPole-v1")
-      >>> config = dataclasses.replace(preset, total_timesteps=20_000, exploration_steps=10_000)
+      >>> import jax, jaxdqn
+      >>> config = jaxdqn.get_preset("CartPole-v1").with_budget(20_000)
       >>> state, _ = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
       >>> evaluate = jax.jit(lambda p, k: jaxdqn.evaluate(config, p, k, 100))
       >>> evaluate(state.params, jax.random.key(1)).shape

@@ -6,12 +6,18 @@ It parses arguments and prints; the run driver (``jaxdqn.host.driver``) does the
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
+import re
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import jax
 
+from jaxdqn import __version__
+from jaxdqn.config import DQNConfig
 from jaxdqn.host import driver
 from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint, usable_cores
@@ -23,6 +29,7 @@ def train_command(args: argparse.Namespace) -> int:
     try:
         if args.resume is None:
             config = driver.build_config(args.env, args.total_timesteps, args.set, args.env_param)
+            _print_scaling(args.env, args.set, config)
             run = driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
         else:
             given = [f for f, name in _RUN_FLAGS.items() if getattr(args, name) != _DEFAULTS[name]]
@@ -65,6 +72,26 @@ def train_command(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"run folder: {run.run_dir}")
     return 0
+
+
+def _print_scaling(env_id: str, overrides: list[str], config) -> None:
+    """One line naming the schedules scaled to a budget other than the preset's."""
+    preset_total, changed = driver.scaled_schedules(env_id, overrides, config)
+    if changed:
+        listed = ", ".join(
+            f"{name} {_number(a)} -> {_number(b)}" for name, (a, b) in changed.items()
+        )
+        print(
+            f"jaxdqn: schedules scaled from the {preset_total:,}-step preset to "
+            f"{config.total_timesteps:,} env steps: {listed} (--set a field to keep a value)",
+            flush=True,
+        )
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _print_start(run: driver.Run) -> None:
@@ -165,6 +192,53 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_command(args: argparse.Namespace) -> int:
+    """``jaxdqn list presets|envs|fields``: what can be chosen, one per line."""
+    if args.what == "presets":
+        from jaxdqn.presets import SOLVED_RETURN, get_preset
+
+        for env_id in driver.PRESET_IDS:
+            solved = SOLVED_RETURN.get(env_id)
+            print(
+                f"{env_id:<24} {get_preset(env_id).total_timesteps:>11,} env steps"
+                + (f"   solved at a greedy return >= {solved:g}" if solved is not None else "")
+            )
+    elif args.what == "envs":
+        from jaxdqn.envs import ENV_IDS, SUITES
+
+        print("\n".join(ENV_IDS))
+        for suite, (_, _, extra) in SUITES.items():
+            print(f'{suite}/<Id>   (pip install "jaxdqn[{extra}]")')
+        print("package.module:Name   (an Environment class or factory of your own)")
+    else:
+        for name, (kind, default, doc) in field_table().items():
+            print(f"{name} ({kind}, default {default!r})\n    {doc}")
+    return 0
+
+
+def field_table() -> dict[str, tuple[str, Any, str]]:
+    """``{field: (type, default, documentation)}`` of every ``DQNConfig`` field, the
+    documentation read from the class docstring's Attributes section."""
+    docs, name = {}, None
+    section = DQNConfig.__doc__.split("Attributes:", 1)[1]
+    for line in section.splitlines():
+        head = re.match(r"^      (\w+): (.*)", line)
+        if head:
+            name, text = head.groups()
+            docs[name] = text
+        elif name and line.startswith("        "):
+            docs[name] += " " + line.strip()
+    hints = typing.get_type_hints(DQNConfig)
+    return {
+        f.name: (
+            str(hints[f.name]).replace("<class '", "").replace("'>", "").replace("typing.", ""),
+            f.default,
+            docs.get(f.name, ""),
+        )
+        for f in dataclasses.fields(DQNConfig)
+    }
+
+
 def _refuse_existing(path: str | Path, overwrite: bool) -> None:
     """Raises ValueError if ``path`` exists and ``overwrite`` was not given."""
     path = Path(path)
@@ -193,10 +267,21 @@ _DEFAULTS = {
 }
 
 
+def _whole(text: str) -> int:
+    """A whole number as people type it: ``20000``, ``20_000`` or ``2e4``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be a whole number")
+    return int(value)
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 1")
+        raise argparse.ArgumentTypeError(f"{text} is invalid: must be >= 1")
     return value
 
 
@@ -208,28 +293,51 @@ def _probability(text: str) -> float:
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is invalid: must be >= 0")
+        raise argparse.ArgumentTypeError(f"{text} is invalid: must be >= 0")
     return value
+
+
+class _HELP(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool | list):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The ``jaxdqn`` parser with its subcommands."""
-    parser = argparse.ArgumentParser(prog="jaxdqn", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="jaxdqn",
+        description="Deep Q-Learning in JAX: train, evaluate, plot and export runs.",
+        formatter_class=_HELP,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"jaxdqn {__version__} (jax {jax.__version__})"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_command(commands)
     _add_eval_plot_export_commands(commands)
+    listing = commands.add_parser(
+        "list", formatter_class=_HELP, help="list presets, env ids or config fields"
+    )
+    listing.add_argument("what", choices=("presets", "envs", "fields"))
+    listing.set_defaults(func=list_command)
     return parser
 
 
 def _add_train_command(commands) -> None:
-    train = commands.add_parser("train", help="train a preset (or any gymnax env) over seeds")
+    train = commands.add_parser(
+        "train", formatter_class=_HELP, help="train a preset (or any gymnax env) over seeds"
+    )
     d = _DEFAULTS
     train.add_argument(
         "--env",
         default=d["env"],
-        help="env id (jaxdqn.ENV_IDS) or import path package.module:Name (default: CartPole-v1)",
+        help="env id (jaxdqn list envs), suite/Id, or import path package.module:Name",
     )
     train.add_argument(
         "--env-param",
@@ -240,13 +348,19 @@ def _add_train_command(commands) -> None:
     )
     train.add_argument("--seeds", type=_positive, default=d["seeds"], help="seeds trained at once")
     train.add_argument("--seed", type=int, default=d["seed"], help="first seed")
-    train.add_argument("--total-timesteps", type=_positive, default=None, help="env steps per seed")
+    train.add_argument(
+        "--total-timesteps",
+        type=_positive,
+        default=None,
+        help="env steps per seed (default: the preset's); the preset's schedules scale with it",
+    )
     train.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override any DQNConfig field, e.g. --set learning_rate=3e-4 (repeatable)",
+        help="override a DQNConfig field (repeatable; jaxdqn list fields): learning_rate=3e-4, "
+        "double_q=false, max_grad_norm=none, hidden_sizes=64,64, buffer_size=1e5",
     )
     train.add_argument("--eval-episodes", type=_positive, default=100, help="greedy episodes/seed")
     train.add_argument("--out", default="runs", help="parent folder of the run folder")
@@ -258,9 +372,9 @@ def _add_train_command(commands) -> None:
         type=_non_negative,
         default=10,
         metavar="LOG_POINTS",
-        help="checkpoint every this many log points (0: only at the end; default 10)",
+        help="checkpoint every this many log points (0: only at the end)",
     )
-    train.add_argument("--keep-checkpoints", type=_positive, default=2, help="newest kept (2)")
+    train.add_argument("--keep-checkpoints", type=_positive, default=2, help="newest kept")
     train.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress line"
     )
@@ -268,9 +382,11 @@ def _add_train_command(commands) -> None:
 
 
 def _add_eval_plot_export_commands(commands) -> None:
-    evaluate_cmd = commands.add_parser("eval", help="evaluate a finished run greedily, per seed")
+    evaluate_cmd = commands.add_parser(
+        "eval", formatter_class=_HELP, help="evaluate a finished run greedily, per seed"
+    )
     evaluate_cmd.add_argument("run_dir")
-    evaluate_cmd.add_argument("--episodes", type=_positive, default=100)
+    evaluate_cmd.add_argument("--episodes", type=_positive, default=100, help="episodes per seed")
     evaluate_cmd.add_argument(
         "--epsilon",
         type=_probability,
@@ -281,20 +397,24 @@ def _add_eval_plot_export_commands(commands) -> None:
         "--eval-seed",
         type=int,
         default=driver.EVAL_SEED,
-        help=f"folded into each seed's key (default {driver.EVAL_SEED}, as at the end of training)",
+        help="folded into each seed's key (the default is the one training's evaluation used)",
     )
     evaluate_cmd.set_defaults(func=eval_command)
 
-    plot = commands.add_parser("plot", help="learning curves of runs (mean, 95%% interval)")
+    plot = commands.add_parser(
+        "plot", formatter_class=_HELP, help="learning curves of runs (mean, 95%% interval)"
+    )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", default="learning_curves.png", help="PNG file to write")
     plot.add_argument("--metric", default="episode_return", help="metric on the y axis")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=plot_command)
 
-    export = commands.add_parser("export", help="write one seed's policy as a NumPy .npz")
+    export = commands.add_parser(
+        "export", formatter_class=_HELP, help="write one seed's policy as a NumPy .npz"
+    )
     export.add_argument("run_dir")
-    export.add_argument("--seed", type=int, default=0, help="which trained seed (default 0)")
+    export.add_argument("--seed", type=int, default=0, help="which trained seed")
     export.add_argument("--out", default=None, help="default: RUN_DIR/policy_seed<SEED>.npz")
     export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     export.set_defaults(func=export_command)

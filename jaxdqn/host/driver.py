@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import importlib.metadata
 import json
 import platform
@@ -28,6 +29,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
+from jaxdqn.budget import SCALED_FIELDS, scale_schedules
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.loop import Trainer, TrainState
 from jaxdqn.core.types import check_int
@@ -53,6 +55,11 @@ _FIELD_TYPES = typing.get_type_hints(DQNConfig)
 def parse_override(text: str) -> tuple[str, Any]:
     """Parses ``FIELD=VALUE`` into a DQNConfig field and a value of the field's type.
 
+    Values are read as people type them: ``true``/``True``/``false``/``False`` for a bool,
+    ``none``/``null``/``None`` where a field may be empty, ``64,64``, ``(64, 64)`` or
+    ``[64, 64]`` for ``hidden_sizes``, ``1e5`` for an int when it is exact, otherwise JSON
+    (``3e-4``, ``0.99``) or a bare string (``huber``).
+
     Raises:
       ValueError: for an unknown field or a value that does not parse.
     """
@@ -60,23 +67,44 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ValueError(f"--set {text!r} is invalid: expected FIELD=VALUE, e.g. gamma=0.98.")
     field, raw = text.split("=", 1)
     if field not in _FIELD_TYPES:
+        close = difflib.get_close_matches(field, list(_FIELD_TYPES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
-            f"--set {text!r}: DQNConfig has no field {field!r}. "
-            f"Fields: {', '.join(f.name for f in dataclasses.fields(DQNConfig))}."
+            f"--set {text!r}: DQNConfig has no field {field!r}.{hint} "
+            "jaxdqn list fields shows every field."
         )
+    return field, _parse_value(field, raw.strip(), str(_FIELD_TYPES[field]))
+
+
+def _parse_value(field: str, raw: str, kind: str) -> Any:
+    """``raw`` as a value of a field whose type hint reads ``kind``."""
+    if raw.lower() in ("none", "null"):
+        if "None" in kind:
+            return None
+        raise ValueError(f"--set {field}={raw} is invalid: {field} cannot be empty.")
+    if kind == "<class 'bool'>":
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError(f"--set {field}={raw} is invalid: {field} takes true or false.")
+    if kind.startswith("tuple[int"):
+        parts = raw.strip("()[] ").split(",")
+        try:
+            return tuple(int(part) for part in parts if part.strip())
+        except ValueError:
+            raise ValueError(
+                f"--set {field}={raw} is invalid: {field} takes ints, e.g. 64,64."
+            ) from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw  # a bare string such as huber or epsilon_greedy
     if isinstance(value, list):
         value = tuple(value)
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and "float" in str(_FIELD_TYPES[field])
-    ):
+    if "int" in kind and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e5 where an int is meant
+    elif "float" in kind and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    return field, value
+    return value
 
 
 def build_config(
@@ -87,9 +115,44 @@ def build_config(
 ) -> DQNConfig:
     """The preset of ``env_id`` (or the defaults for an env without one) with ``FIELD=VALUE``
     overrides (:func:`parse_override`), ``NAME=VALUE`` env parameters (values parsed as
-    JSON, else kept as strings) and, if given, ``total_timesteps``."""
+    JSON, else kept as strings) and, if given, ``total_timesteps``. A budget other than the
+    preset's scales the schedules the overrides do not set
+    (:func:`jaxdqn.budget.scale_schedules`; :func:`scaled_schedules` lists them)."""
+    base, fields, keep = _config_fields(env_id, overrides, env_params)
+    total = total_timesteps if total_timesteps is not None else fields["total_timesteps"]
+    fields["total_timesteps"] = total
+    return DQNConfig(**scale_schedules(fields, base.total_timesteps, keep))
+
+
+def scaled_schedules(
+    env_id: str, overrides: list[str], config: DQNConfig
+) -> tuple[int, dict[str, tuple[Any, Any]]]:
+    """What :func:`build_config` scaled: the preset's budget and ``{field: (preset's value,
+    config's value)}`` for each schedule it changed."""
+    base, fields, _ = _config_fields(env_id, overrides, ())
+    changed = {
+        name: (fields[name], getattr(config, name))
+        for name in SCALED_FIELDS
+        if fields[name] != getattr(config, name)
+    }
+    return base.total_timesteps, changed
+
+
+def _config_fields(
+    env_id: str, overrides: list[str], env_params: list[str]
+) -> tuple[DQNConfig, dict[str, Any], set[str]]:
+    """The base config of ``env_id``, its fields with the overrides applied (not yet
+    validated), and the names of the fields the overrides set."""
     base = get_preset(env_id) if env_id in PRESET_IDS else DQNConfig(env_id=env_id)
-    changes = dict(parse_override(o) for o in overrides)
+    changes, errors = {}, []
+    for text in overrides:  # every bad --set named at once
+        try:
+            field, value = parse_override(text)
+            changes[field] = value
+        except ValueError as error:
+            errors.append(str(error))
+    if errors:
+        raise ValueError("\n".join(errors))
     if env_params:
         given = changes.get("env_params", base.env_params)
         changes["env_params"] = {**dict(given), **_env_params(env_params)}
@@ -99,9 +162,8 @@ def build_config(
             "which also loads that env's preset (the hyperparameters of the --env preset "
             "would otherwise be kept)."
         )
-    if total_timesteps is not None:
-        changes["total_timesteps"] = total_timesteps
-    return dataclasses.replace(base, **changes)
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    return base, {**fields, **changes}, set(changes)
 
 
 def _env_params(texts: list[str]) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""The first minutes with jaxdqn: shorter and longer runs of a preset, ``--set`` as people
+type it, every bad ``--set`` named at once, help and listings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import jaxdqn
+from jaxdqn.budget import SCALED_FIELDS
+from jaxdqn.core.exploration import exponential_schedule
+from jaxdqn.host import cli, driver
+
+CARTPOLE = jaxdqn.get_preset("CartPole-v1")
+
+
+def test_a_preset_follows_a_shorter_budget():
+    with pytest.raises(ValueError, match="exploration_steps=50000 is invalid"):
+        dataclasses.replace(CARTPOLE, total_timesteps=20_000)  # what a newcomer tries first
+    config = CARTPOLE.with_budget(20_000)
+    assert (config.total_timesteps, config.exploration_steps) == (20_000, 5_000)
+    # learning starts at the same tenth of the run, on a cycle boundary (8 env steps)
+    assert config.learning_starts == 496 and config.learning_starts % config.cycle_env_steps() == 0
+    unchanged = {f.name for f in dataclasses.fields(CARTPOLE)} - set(SCALED_FIELDS)
+    assert all(getattr(config, n) == getattr(CARTPOLE, n) for n in unchanged - {"total_timesteps"})
+
+
+def test_a_longer_budget_scales_up_and_keep_is_kept():
+    config = CARTPOLE.with_budget(600_000, keep=("learning_starts",))
+    assert config.exploration_steps == 150_000
+    assert config.learning_starts == CARTPOLE.learning_starts
+
+
+def test_every_preset_takes_a_tenth_of_its_budget():
+    for env_id in jaxdqn.PRESET_IDS:
+        preset = jaxdqn.get_preset(env_id)
+        cycle = preset.cycle_env_steps()
+        total = preset.total_timesteps // 10 // cycle * cycle
+        config = preset.with_budget(total)
+        assert config.learning_starts < total
+        assert config.target_update_period <= config.total_updates()
+
+
+def test_exponential_exploration_reaches_the_same_value_at_the_same_fraction():
+    base = dataclasses.replace(
+        CARTPOLE, exploration_schedule="exponential", exploration_decay=0.9999
+    )
+    short = base.with_budget(20_000)
+    at = lambda c, fraction: float(  # noqa: E731
+        exponential_schedule(fraction * c.total_timesteps, 1.0, 0.0, c.exploration_decay)
+    )
+    for fraction in (0.1, 0.5):
+        assert at(short, fraction) == pytest.approx(at(base, fraction), rel=5e-3)  # float32 powers
+    assert short.exploration_steps == base.exploration_steps  # unused by this schedule
+
+
+def test_a_target_period_that_would_never_sync_shrinks_with_the_run():
+    base = dataclasses.replace(CARTPOLE, target_update_period=20_000, log_interval=8_000)
+    short = base.with_budget(20_000)
+    assert 1 <= short.target_update_period <= short.total_updates() < 20_000
+    assert short.log_interval is None  # 8,000 does not divide 20,000: automatic again
+    assert base.with_budget(16_000).log_interval == 8_000  # it divides 16,000: kept
+
+
+def test_build_config_scales_only_what_the_user_did_not_set():
+    config = driver.build_config("CartPole-v1", 20_000, ["exploration_steps=8e3"])
+    assert (config.exploration_steps, config.learning_starts) == (8_000, 496)
+    preset_total, changed = driver.scaled_schedules(
+        "CartPole-v1", ["exploration_steps=8e3"], config
+    )
+    assert preset_total == 200_000 and changed == {"learning_starts": (5_000, 496)}
+
+
+def test_cli_trains_a_shorter_preset_and_says_what_it_scaled(tmp_path, capsys):
+    args = ["train", "--total-timesteps", "2e4", "--seeds", "1", "--eval-episodes", "1"]
+    assert cli.main([*args, "--checkpoint-every", "0", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "schedules scaled from the 200,000-step preset to 20,000 env steps: "
+        "exploration_steps 50,000 -> 5,000, learning_starts 5,000 -> 496"
+    ) in out
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["greedy_return_mean"] > 50  # a random CartPole policy scores about 22
+
+
+ACCEPTED = {
+    "double_q=False": False,
+    "double_q=false": False,
+    "double_q=True": True,
+    "max_grad_norm=none": None,
+    "max_grad_norm=null": None,
+    "max_grad_norm=None": None,
+    "hidden_sizes=64,64": (64, 64),
+    "hidden_sizes=(64, 64)": (64, 64),
+    "hidden_sizes=[64,64]": (64, 64),
+    "hidden_sizes=32": (32,),
+    "buffer_size=1e5": 100_000,
+    "learning_rate=3e-4": 3e-4,
+    "gamma=1": 1.0,
+    "loss=huber": "huber",
+    "log_interval=null": None,
+}
+
+
+@pytest.mark.parametrize("text", list(ACCEPTED))
+def test_set_reads_values_as_people_type_them(text):
+    field, value = driver.parse_override(text)
+    assert field == text.split("=")[0]
+    assert value == ACCEPTED[text] and type(value) is type(ACCEPTED[text])
+
+
+def test_every_bad_set_is_named_at_once(capsys):
+    args = ["train", "--set", "gama=0.9", "--set", "double_q=maybe", "--set", "num_envs=null"]
+    assert cli.main([*args, "--set", "buffer_size=1.5"]) == 2
+    err = capsys.readouterr().err
+    for message in (
+        "DQNConfig has no field 'gama'. Did you mean 'gamma'?",
+        "double_q=maybe is invalid: double_q takes true or false",
+        "num_envs=null is invalid: num_envs cannot be empty",
+    ):
+        assert message in err
+    with pytest.raises(ValueError, match=r"buffer_size=1\.5 is invalid: must be an int"):
+        driver.build_config("CartPole-v1", None, ["buffer_size=1.5"])
+
+
+@pytest.mark.parametrize("text", ["1.5", "abc", "2e4.5"])
+def test_counts_on_the_command_line_must_be_whole(text, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--total-timesteps", text])
+    assert f"'{text}' is invalid: must be a whole number" in capsys.readouterr().err
+
+
+def test_version_and_listings(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip().startswith(f"jaxdqn {jaxdqn.__version__} (jax ")
+    assert cli.main(["list", "presets"]) == 0
+    out = capsys.readouterr().out
+    assert all(env_id in out for env_id in jaxdqn.PRESET_IDS) and "200,000 env steps" in out
+    assert cli.main(["list", "envs"]) == 0
+    out = capsys.readouterr().out
+    assert "CartPole-v1" in out and 'navix/<Id>   (pip install "jaxdqn[navix]")' in out
+    table = cli.field_table()
+    assert list(table) == [f.name for f in dataclasses.fields(jaxdqn.DQNConfig)]
+    assert all(doc for _, _, doc in table.values()), [n for n, v in table.items() if not v[2]]
+    assert cli.main(["list", "fields"]) == 0
+    assert "gamma (float, default 0.99)\n    discount factor" in capsys.readouterr().out
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: CartPole-v1)", "(default: 8)", "(default: 100)", "(default: runs)"):
+        assert shown in out
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    assert "episodes per seed (default: 100)" in " ".join(capsys.readouterr().out.split())
