@@ -117,12 +117,12 @@ def test_train_bad_setting_is_a_clear_error(tmp_path, capsys):
 
 
 def test_train_refuses_seeds_that_cannot_fit_before_compiling(tmp_path, capsys):
-    args = ["train", "--seeds", "1000000", "--set", "buffer_size=1000000", "--out", str(tmp_path)]
+    args = ["train", "--seeds", "60000", "--set", "buffer_size=1000000", "--out", str(tmp_path)]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     # A CartPole transition: obs 4 float32, action int32, reward float32, terminated and
     # truncated bool = 16 + 4 + 4 + 1 + 1 bytes, plus 0.04 for final observations (1 in 500).
-    assert "1000000 seeds x " in err and "The replay buffer takes 1,000,000 x 26.0 bytes" in err
+    assert "60000 seeds x " in err and "The replay buffer takes 1,000,000 x 26.0 bytes" in err
     assert not any(tmp_path.iterdir())
 
 

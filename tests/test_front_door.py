@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -159,3 +160,45 @@ def test_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["eval", "--help"])
     assert "episodes per seed (default: 100)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--seeds", "1000000000000"],
+            "--seeds 1,000,000,000,000 is invalid: one run trains at most",
+        ),
+        (["--seed", "4294967296", "--seeds", "1"], "0 <= s < 2\\*\\*32"),
+        (["--seed", "4294967295", "--seeds", "2"], "0 <= s < 2\\*\\*32"),
+        (["--seed", "-1"], "0 <= s < 2\\*\\*32"),
+    ],
+)
+def test_seeds_outside_the_key_range_or_too_many_are_refused(flags, message, tmp_path, capsys):
+    assert cli.main(["train", *flags, "--out", str(tmp_path)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())
+
+
+def test_resume_refuses_run_flags_even_when_they_equal_the_defaults(tmp_path, capsys):
+    for flags in (["--env", "CartPole-v1"], ["--seeds", "8"], ["--seed", "0"]):
+        assert cli.main(["train", "--resume", str(tmp_path), *flags]) == 2
+        assert f"drop {flags[0]}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # no abbreviations that the check would miss
+        cli.main(["train", "--resume", str(tmp_path), "--total", "100"])
+
+
+@pytest.mark.parametrize("where", ["build", "fit"])
+def test_ctrl_c_before_the_first_checkpoint_leaves_nothing(where, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the config is checked or while the program compiles: one line, exit
+    130, no folder that every command would turn away."""
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "make_trainer" if where == "build" else "fit", interrupt)
+    assert cli.main(["train", "--seeds", "1", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "interrupted before" in err
+    assert not list(tmp_path.iterdir())

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import math
 import re
+import shutil
 import sys
 import typing
 from pathlib import Path
@@ -25,30 +26,26 @@ from jaxdqn.host.monitor import Progress
 
 
 def train_command(args: argparse.Namespace) -> int:
-    """``jaxdqn train``: a new run (or ``--resume``) to its end; returns the exit code."""
+    """``jaxdqn train``: a new run (or ``--resume``) to its end; returns the exit code.
+    Ctrl-C at any moment ends it with one line: a new run interrupted before its first
+    checkpoint leaves no folder behind, any other leaves one that ``--resume`` continues."""
     try:
-        if args.resume is None:
-            config = driver.build_config(args.env, args.total_timesteps, args.set, args.env_param)
-            _print_scaling(args.env, args.set, config)
-            run = driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
-        else:
-            given = [f for f, name in _RUN_FLAGS.items() if getattr(args, name) != _DEFAULTS[name]]
-            if given:
-                raise ValueError(
-                    "--resume continues a run with its own config and seeds; drop "
-                    f"{', '.join(given)}."
-                )
-            run = driver.resume_run(args.resume)
+        run = _start_or_resume(args)
     except (ValueError, OSError) as error:
         # A bad setting or run folder, an --out that is a file or cannot be written: say
         # what is wrong, no traceback.
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
-    _print_start(run)
-    progress = Progress(
-        run.config.total_timesteps, len(run.seeds), run.start_steps, stream=sys.stderr
-    )
+    except KeyboardInterrupt:
+        print(
+            "\njaxdqn: interrupted before training started; nothing was written.", file=sys.stderr
+        )
+        return 130
     try:
+        _print_start(run)
+        progress = Progress(
+            run.config.total_timesteps, len(run.seeds), run.start_steps, stream=sys.stderr
+        )
         summary = driver.fit(
             run,
             eval_episodes=args.eval_episodes,
@@ -58,20 +55,51 @@ def train_command(args: argparse.Namespace) -> int:
             on_start=progress.start,
         )
     except KeyboardInterrupt:
-        done = checkpoint_steps(run.checkpoints)
-        print(
-            f"\njaxdqn: interrupted; metrics so far are in {run.run_dir}. "
-            + (
-                f"Resume from {done[-1]:,} env steps with: jaxdqn train --resume {run.run_dir}"
-                if done
-                else "No checkpoint was written yet."
-            ),
-            file=sys.stderr,
-        )
+        print(_interrupted(run, new_run=args.resume is None), file=sys.stderr)
         return 130
     print(format_summary(summary))
     print(f"run folder: {run.run_dir}")
     return 0
+
+
+def _start_or_resume(args: argparse.Namespace) -> driver.Run:
+    """The run ``args`` ask for: a new one (its config and seeds checked) or a resumed one
+    (refusing any flag that would choose another config or seeds, default or not)."""
+    if args.resume is not None:
+        given = [flag for flag in _RUN_FLAGS if flag in args.given_flags]
+        if given:
+            raise ValueError(
+                f"--resume continues a run with its own config and seeds; drop {', '.join(given)}."
+            )
+        return driver.resume_run(args.resume)
+    if args.seeds > MAX_SEEDS:
+        raise ValueError(
+            f"--seeds {args.seeds:,} is invalid: one run trains at most {MAX_SEEDS:,} seeds; "
+            "split them over runs with --seed."
+        )
+    if args.seed < 0 or args.seed + args.seeds > 2**32:
+        raise ValueError(
+            f"--seed {args.seed} --seeds {args.seeds:,} is invalid: seeds are keys "
+            "jax.random.key(s) with 0 <= s < 2**32 (a larger s would repeat a smaller one)."
+        )
+    config = driver.build_config(args.env, args.total_timesteps, args.set, args.env_param)
+    _print_scaling(args.env, args.set, config)
+    return driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
+
+
+def _interrupted(run: driver.Run, new_run: bool) -> str:
+    """The line that ends an interrupted run; a new run with no checkpoint yet is removed,
+    so no folder is left that --resume, eval and plot would all turn away."""
+    done = checkpoint_steps(run.checkpoints)
+    if done:
+        return (
+            f"\njaxdqn: interrupted; metrics so far are in {run.run_dir}. Resume from "
+            f"{done[-1]:,} env steps with: jaxdqn train --resume {run.run_dir}"
+        )
+    if new_run:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        return f"\njaxdqn: interrupted before the first checkpoint; removed {run.run_dir}."
+    return f"\njaxdqn: interrupted; {run.run_dir} is as it was."
 
 
 def _print_scaling(env_id: str, overrides: list[str], config) -> None:
@@ -248,15 +276,10 @@ def _refuse_existing(path: str | Path, overwrite: bool) -> None:
         raise ValueError(f"{path} exists: choose another --out, or pass --overwrite.")
 
 
+MAX_SEEDS = 65_536  # seeds one run trains; more are split over runs
+
 # Flags that choose a new run's config and seeds; --resume refuses them.
-_RUN_FLAGS = {
-    "--env": "env",
-    "--seeds": "seeds",
-    "--seed": "seed",
-    "--total-timesteps": "total_timesteps",
-    "--set": "set",
-    "--env-param": "env_param",
-}
+_RUN_FLAGS = ("--env", "--seeds", "--seed", "--total-timesteps", "--set", "--env-param")
 _DEFAULTS = {
     "env": "CartPole-v1",
     "seeds": 8,
@@ -331,7 +354,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _add_train_command(commands) -> None:
     train = commands.add_parser(
-        "train", formatter_class=_HELP, help="train a preset (or any gymnax env) over seeds"
+        "train",
+        formatter_class=_HELP,
+        allow_abbrev=False,  # --resume checks flags by their full names
+        help="train a preset (or any gymnax env) over seeds",
     )
     d = _DEFAULTS
     train.add_argument(
@@ -422,7 +448,9 @@ def _add_eval_plot_export_commands(commands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line with ``argv`` (default ``sys.argv[1:]``); the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.given_flags = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
     return args.func(args)
 
 
