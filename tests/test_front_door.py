@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,33 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_nothing(where, tmp_path, caps
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "interrupted before" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_eval_reads_the_newest_checkpoint_of_an_unfinished_run(tiny_run, tmp_path, capsys):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    assert cli.main(["eval", str(run_dir), "--episodes", "2"]) == 0
+    final = capsys.readouterr().out.splitlines()[1:]
+    (run_dir / "params.npz").unlink()  # as a run still training, or interrupted
+    assert cli.main(["eval", str(run_dir), "--episodes", "2"]) == 2
+    assert "--checkpoint latest" in capsys.readouterr().err
+    assert cli.main(["eval", str(run_dir), "--episodes", "2", "--checkpoint", "latest"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("(checkpoint latest)")
+    assert out[1:] == final  # the newest checkpoint of a finished run holds its final params
+    assert cli.main(["eval", str(run_dir), "--checkpoint", "12345"]) == 2
+    assert "holds checkpoints at 720, 800 env steps (or give latest)" in capsys.readouterr().err
+
+
+def test_train_again_from_a_run_config_with_set_on_top(tiny_run, tmp_path, capsys):
+    config_file = tiny_run[0] / "config.json"
+    source = json.loads(config_file.read_text())
+    config = driver.build_config("CartPole-v1", None, ["gamma=0.9"], config_file=config_file)
+    assert config.env_id == source["env_id"] == "ChainWalk-v0" and config.gamma == 0.9
+    assert dataclasses.replace(config, gamma=source["gamma"]) == driver.read_config(config_file)
+    longer = driver.build_config("", 1_600, [], config_file=config_file)
+    assert longer.exploration_steps == 2 * source["exploration_steps"]  # scaled from its 800
+    assert cli.main(["train", "--config", str(config_file), "--env", "Acrobot-v1"]) == 2
+    assert "--config and --env both choose the env" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"gamma": 0.9, "colour": "red"}')
+    assert cli.main(["train", "--config", str(tmp_path / "bad.json")]) == 2
+    assert "--config " in (err := capsys.readouterr().err) and "colour" in err

@@ -82,8 +82,12 @@ def _start_or_resume(args: argparse.Namespace) -> driver.Run:
             f"--seed {args.seed} --seeds {args.seeds:,} is invalid: seeds are keys "
             "jax.random.key(s) with 0 <= s < 2**32 (a larger s would repeat a smaller one)."
         )
-    config = driver.build_config(args.env, args.total_timesteps, args.set, args.env_param)
-    _print_scaling(args.env, args.set, config)
+    if args.config is not None and "--env" in args.given_flags:
+        raise ValueError("--config and --env both choose the env; give one.")
+    config = driver.build_config(
+        args.env, args.total_timesteps, args.set, args.env_param, args.config
+    )
+    _print_scaling(args.env, args.set, config, args.config)
     return driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
 
 
@@ -102,15 +106,16 @@ def _interrupted(run: driver.Run, new_run: bool) -> str:
     return f"\njaxdqn: interrupted; {run.run_dir} is as it was."
 
 
-def _print_scaling(env_id: str, overrides: list[str], config) -> None:
-    """One line naming the schedules scaled to a budget other than the preset's."""
-    preset_total, changed = driver.scaled_schedules(env_id, overrides, config)
+def _print_scaling(env_id: str, overrides: list[str], config, config_file) -> None:
+    """One line naming the schedules scaled to a budget other than the base's."""
+    preset_total, changed = driver.scaled_schedules(env_id, overrides, config, config_file)
     if changed:
         listed = ", ".join(
             f"{name} {_number(a)} -> {_number(b)}" for name, (a, b) in changed.items()
         )
         print(
-            f"jaxdqn: schedules scaled from the {preset_total:,}-step preset to "
+            f"jaxdqn: schedules scaled from the {preset_total:,}-step "
+            f"{'config' if config_file else 'preset'} to "
             f"{config.total_timesteps:,} env steps: {listed} (--set a field to keep a value)",
             flush=True,
         )
@@ -174,13 +179,17 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    """``jaxdqn eval``: per-seed returns of a finished run; returns the exit code."""
+    """``jaxdqn eval``: per-seed returns of a finished run (or of one of its checkpoints);
+    returns the exit code."""
     try:
-        summary = driver.evaluate_run(args.run_dir, args.episodes, args.epsilon, args.eval_seed)
+        summary = driver.evaluate_run(
+            args.run_dir, args.episodes, args.epsilon, args.eval_seed, args.checkpoint
+        )
     except ValueError as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
-    print(f"jaxdqn eval: {summary['env_id']}, {args.run_dir}")
+    source = "" if args.checkpoint is None else f" (checkpoint {args.checkpoint})"
+    print(f"jaxdqn eval: {summary['env_id']}, {args.run_dir}{source}")
     print("\n".join(format_returns(summary)))
     return 0
 
@@ -279,7 +288,15 @@ def _refuse_existing(path: str | Path, overwrite: bool) -> None:
 MAX_SEEDS = 65_536  # seeds one run trains; more are split over runs
 
 # Flags that choose a new run's config and seeds; --resume refuses them.
-_RUN_FLAGS = ("--env", "--seeds", "--seed", "--total-timesteps", "--set", "--env-param")
+_RUN_FLAGS = (
+    "--env",
+    "--config",
+    "--seeds",
+    "--seed",
+    "--total-timesteps",
+    "--set",
+    "--env-param",
+)
 _DEFAULTS = {
     "env": "CartPole-v1",
     "seeds": 8,
@@ -366,6 +383,13 @@ def _add_train_command(commands) -> None:
         help="env id (jaxdqn list envs), suite/Id, or import path package.module:Name",
     )
     train.add_argument(
+        "--config",
+        metavar="CONFIG_JSON",
+        default=None,
+        help="start from this config.json (a run folder's, say) instead of the env's preset; "
+        "--set and --total-timesteps apply on top",
+    )
+    train.add_argument(
         "--env-param",
         action="append",
         default=[],
@@ -424,6 +448,13 @@ def _add_eval_plot_export_commands(commands) -> None:
         type=int,
         default=driver.EVAL_SEED,
         help="folded into each seed's key (the default is the one training's evaluation used)",
+    )
+    evaluate_cmd.add_argument(
+        "--checkpoint",
+        metavar="latest|STEPS",
+        default=None,
+        help="evaluate a checkpoint's params (a run still training or interrupted) instead "
+        "of the final ones",
     )
     evaluate_cmd.set_defaults(func=eval_command)
 

@@ -112,24 +112,26 @@ def build_config(
     total_timesteps: int | None,
     overrides: list[str],
     env_params: list[str] = (),
+    config_file: str | Path | None = None,
 ) -> DQNConfig:
-    """The preset of ``env_id`` (or the defaults for an env without one) with ``FIELD=VALUE``
-    overrides (:func:`parse_override`), ``NAME=VALUE`` env parameters (values parsed as
-    JSON, else kept as strings) and, if given, ``total_timesteps``. A budget other than the
-    preset's scales the schedules the overrides do not set
-    (:func:`jaxdqn.budget.scale_schedules`; :func:`scaled_schedules` lists them)."""
-    base, fields, keep = _config_fields(env_id, overrides, env_params)
+    """The preset of ``env_id`` (or the defaults for an env without one; or the config of
+    ``config_file``, a ``config.json``) with ``FIELD=VALUE`` overrides
+    (:func:`parse_override`), ``NAME=VALUE`` env parameters (values parsed as JSON, else
+    kept as strings) and, if given, ``total_timesteps``. A budget other than the base's
+    scales the schedules the overrides do not set (:func:`jaxdqn.budget.scale_schedules`;
+    :func:`scaled_schedules` lists them)."""
+    base, fields, keep = _config_fields(env_id, overrides, env_params, config_file)
     total = total_timesteps if total_timesteps is not None else fields["total_timesteps"]
     fields["total_timesteps"] = total
     return DQNConfig(**scale_schedules(fields, base.total_timesteps, keep))
 
 
 def scaled_schedules(
-    env_id: str, overrides: list[str], config: DQNConfig
+    env_id: str, overrides: list[str], config: DQNConfig, config_file: str | Path | None = None
 ) -> tuple[int, dict[str, tuple[Any, Any]]]:
-    """What :func:`build_config` scaled: the preset's budget and ``{field: (preset's value,
+    """What :func:`build_config` scaled: the base's budget and ``{field: (base's value,
     config's value)}`` for each schedule it changed."""
-    base, fields, _ = _config_fields(env_id, overrides, ())
+    base, fields, _ = _config_fields(env_id, overrides, (), config_file)
     changed = {
         name: (fields[name], getattr(config, name))
         for name in SCALED_FIELDS
@@ -139,11 +141,20 @@ def scaled_schedules(
 
 
 def _config_fields(
-    env_id: str, overrides: list[str], env_params: list[str]
+    env_id: str, overrides: list[str], env_params: list[str], config_file: str | Path | None
 ) -> tuple[DQNConfig, dict[str, Any], set[str]]:
-    """The base config of ``env_id``, its fields with the overrides applied (not yet
-    validated), and the names of the fields the overrides set."""
-    base = get_preset(env_id) if env_id in PRESET_IDS else DQNConfig(env_id=env_id)
+    """The base config (``config_file``'s, else ``env_id``'s preset or defaults), its
+    fields with the overrides applied (not yet validated), and the names of the fields the
+    overrides set."""
+    if config_file is not None:
+        try:
+            base = read_config(config_file)
+        except (OSError, TypeError, ValueError) as error:
+            raise ValueError(f"--config {config_file}: {type(error).__name__}: {error}") from None
+    elif env_id in PRESET_IDS:
+        base = get_preset(env_id)
+    else:
+        base = DQNConfig(env_id=env_id)
     changes, errors = {}, []
     for text in overrides:  # every bad --set named at once
         try:
@@ -194,6 +205,20 @@ def versions() -> dict[str, str]:
     }
 
 
+def read_config(path: str | Path) -> DQNConfig:
+    """The :class:`DQNConfig` a ``config.json`` holds (a run folder's, or one written by
+    hand with any subset of the fields: the rest take their defaults).
+
+    Raises:
+      OSError, ValueError, TypeError: a file that cannot be read, is not a JSON object,
+        names a field DQNConfig does not have, or holds a value it refuses.
+    """
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds {type(data).__name__}, not a JSON object of fields")
+    return DQNConfig(**data)
+
+
 def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
     """The config and seeds of a run folder.
 
@@ -202,7 +227,7 @@ def load_run(run_dir: str | Path) -> tuple[DQNConfig, list[int]]:
     """
     run_dir = Path(run_dir)
     try:
-        config = DQNConfig(**json.loads((run_dir / "config.json").read_text()))
+        config = read_config(run_dir / "config.json")
         seeds = json.loads((run_dir / "run.json").read_text())["seeds"]
     except FileNotFoundError as error:
         raise ValueError(
@@ -223,7 +248,10 @@ def load_params(
     ``trainer`` (default: the config's) gives their structure."""
     path = Path(run_dir) / "params.npz"
     if not path.is_file():
-        raise ValueError(f"{path} is missing: the run has not finished (resume it first).")
+        raise ValueError(
+            f"{path} is missing: the run has not finished (resume it first, or evaluate "
+            "its newest checkpoint with --checkpoint latest)."
+        )
     trainer = make_trainer(config) if trainer is None else trainer
     template = jax.eval_shape(jax.vmap(trainer.init), _seed_keys(seeds)).params
     names = [jax.tree_util.keystr(p) for p, _ in jax.tree.leaves_with_path(template)]
@@ -303,14 +331,7 @@ def resume_run(run_dir: str | Path) -> Run:
     trainer = make_trainer(config)
     check_memory(config, len(seeds), trainer=trainer)
     run = _bind(run_dir, config, seeds, trainer)
-    steps = checkpoint_steps(run.checkpoints)
-    if not steps:
-        raise ValueError(f"{run.checkpoints} holds no checkpoint to resume from.")
-    template = jax.eval_shape(run.init(), run.keys)
-    state, meta = restore_checkpoint(
-        checkpoint_path(run.checkpoints, steps[-1]), template, config=config
-    )
-    start_steps = meta["step"]
+    state, start_steps = _restore(run, "latest", "to resume from")
     if start_steps >= config.total_timesteps and (run_dir / "summary.json").exists():
         raise ValueError(
             f"{run_dir} is complete ({start_steps:,} env steps); nothing to resume. "
@@ -319,6 +340,31 @@ def resume_run(run_dir: str | Path) -> Run:
     truncate_metrics(run_dir, seeds, start_steps)
     state = jax.device_put(state, run.sharding)
     return dataclasses.replace(run, state=state, start_steps=start_steps)
+
+
+def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
+    """The state saved in a run's checkpoint ``"latest"`` or ``"<env steps>"``, and its env
+    steps per seed.
+
+    Raises:
+      ValueError: no checkpoint, or none at the steps asked for (naming those there are).
+    """
+    steps = checkpoint_steps(run.checkpoints)
+    if not steps:
+        raise ValueError(f"{run.checkpoints} holds no checkpoint {purpose}.")
+    step = steps[-1] if checkpoint == "latest" else None
+    if step is None:
+        step = int(checkpoint) if checkpoint.isdigit() else None
+        if step not in steps:
+            raise ValueError(
+                f"--checkpoint {checkpoint} is invalid: {run.checkpoints} holds checkpoints at "
+                f"{', '.join(f'{s}' for s in steps)} env steps (or give latest)."
+            )
+    template = jax.eval_shape(run.init(), run.keys)
+    state, meta = restore_checkpoint(
+        checkpoint_path(run.checkpoints, step), template, config=run.config
+    )
+    return state, meta["step"]
 
 
 def _bind(run_dir: Path, config: DQNConfig, seeds: list[int], trainer: Trainer) -> Run:
@@ -459,16 +505,25 @@ def evaluation_summary(
 
 
 def evaluate_run(
-    run_dir: str | Path, episodes: int, epsilon: float | None = None, eval_seed: int = EVAL_SEED
+    run_dir: str | Path,
+    episodes: int,
+    epsilon: float | None = None,
+    eval_seed: int = EVAL_SEED,
+    checkpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluates a finished run's final params (:func:`evaluation_summary`); ``epsilon``
-    ``None`` takes the run's ``eval_epsilon``.
+    """Evaluates a run's params (:func:`evaluation_summary`): the final ones, or those of
+    its checkpoint ``"latest"`` or ``"<env steps>"`` (a run still training, or an
+    interrupted one); ``epsilon`` ``None`` takes the run's ``eval_epsilon``.
 
     Raises:
-      ValueError: a folder that is not a finished run.
+      ValueError: a folder that is not a finished run (with ``checkpoint=None``), or that
+        has no such checkpoint.
     """
     config, seeds = load_run(run_dir)
     run = _bind(Path(run_dir), config, seeds, make_trainer(config))
-    params = load_params(run_dir, config, seeds, trainer=run.trainer)
+    if checkpoint is None:
+        params = load_params(run_dir, config, seeds, trainer=run.trainer)
+    else:
+        params = _restore(run, checkpoint, "to evaluate")[0].params
     epsilon = config.eval_epsilon if epsilon is None else epsilon
     return evaluation_summary(run, params, episodes, epsilon, eval_seed)
