@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxdqn.host.monitor import MetricsWriter, Progress, read_metrics, truncate_metrics
-from jaxdqn.host.plotting import mean_interval
+from jaxdqn.host.plotting import mean_interval, plot_runs, run_curves, smooth
 
 METRIC_NAMES = ("env_steps", "episode_return", "exploration", "loss", "td_error")
 
@@ -72,3 +72,52 @@ def test_mean_interval_against_normal_theory():
     assert np.isnan([mean[2], low[2], high[2]]).all()
     constant = mean_interval(np.full((4, 2), 3.0))
     np.testing.assert_array_equal(np.stack(constant), 3.0)
+
+
+# ---------------------------------------------------------------------------------------
+# smoothed curves without gaps (jaxdqn plot)
+
+
+def test_smooth_weights_by_episodes_and_carries_over_empty_windows():
+    values = np.array([np.nan, 2.0, np.nan, 6.0, np.nan, np.nan, 1.0])
+    weights = np.array([0, 1, 0, 3, 0, 0, 2])
+    got = smooth(values, weights, window=2)
+    # by hand: a window of 2 points; where both are empty the last value carries on
+    expected = [np.nan, 2.0, 2.0, 6.0, 6.0, 6.0, 1.0]
+    np.testing.assert_allclose(got, expected)
+    got3 = smooth(values, weights, window=3)
+    expected3 = [np.nan, 2.0, 2.0, (2 * 1 + 6 * 3) / 4, 6.0, 6.0, 1.0]
+    np.testing.assert_allclose(got3, expected3)
+    rows = smooth(np.stack([values, values * 2]), np.stack([weights, weights]), window=1)
+    np.testing.assert_allclose(rows[1], 2 * rows[0])  # each seed's row on its own
+
+
+def test_plot_of_runs_with_empty_windows_has_no_gaps(tmp_path):
+    """Two runs, one of 2 seeds (lines per seed) and one of 6 (an interval), each with log
+    windows in which no episode finished: every curve is continuous once it has begun."""
+    rng = np.random.default_rng(0)
+    for name, seeds in (("few", 2), ("many", 6)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "config.json").write_text(json.dumps({"env_id": "CartPole-v1"}))
+        for seed in range(seeds):
+            rows = []
+            for i in range(40):
+                finished = int(rng.integers(0, 3)) if i else 0
+                ret = float(rng.normal(i, 1.0)) if finished else None
+                rows.append({"env_steps": 100 * (i + 1), "completed_episodes": finished,
+                             "episode_return": ret})  # fmt: skip
+            lines = "\n".join(json.dumps(r) for r in rows)
+            (run_dir / f"metrics_seed{seed}.jsonl").write_text(lines + "\n")
+        steps, curves = run_curves(run_dir, "episode_return", window=3)
+        np.testing.assert_array_equal(steps, 100 * np.arange(1, 41))
+        raw = read_metrics(run_dir)[0]["episode_return"]
+        assert np.isnan(raw[1:]).any()  # the raw windows have gaps ...
+        first = np.argmax(np.isfinite(curves).all(axis=0))
+        assert np.isfinite(curves[:, first:]).all() and first <= 3  # ... the curves none
+    out = plot_runs(
+        [tmp_path / "few", tmp_path / "many"], tmp_path / "p.png", labels=["a", "b"], window=3
+    )
+    assert out.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="--label was given 1 times for 2 runs"):
+        plot_runs([tmp_path / "few", tmp_path / "many"], tmp_path / "q.png", labels=["a"])

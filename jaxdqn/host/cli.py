@@ -200,7 +200,9 @@ def plot_command(args: argparse.Namespace) -> int:
 
     try:
         _refuse_existing(args.out, args.overwrite)
-        out = plot_runs(args.run_dirs, args.out, metric=args.metric)
+        out = plot_runs(
+            args.run_dirs, args.out, metric=args.metric, labels=args.label, window=args.smooth
+        )
     except (ValueError, OSError) as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
@@ -459,11 +461,19 @@ def _add_eval_plot_export_commands(commands) -> None:
     evaluate_cmd.set_defaults(func=eval_command)
 
     plot = commands.add_parser(
-        "plot", formatter_class=_HELP, help="learning curves of runs (mean, 95%% interval)"
+        "plot",
+        formatter_class=_HELP,
+        help="learning curves of runs (smoothed mean over seeds, 95%% interval)",
     )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--out", default="learning_curves.png", help="PNG file to write")
     plot.add_argument("--metric", default="episode_return", help="metric on the y axis")
+    plot.add_argument(
+        "--label", action="append", default=None, help="legend label of each run, in order"
+    )
+    plot.add_argument(
+        "--smooth", type=_positive, default=5, help="log windows per smoothing window (1: none)"
+    )
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=plot_command)
 

@@ -1,7 +1,9 @@
-"""Learning curves of run folders (``jaxdqn plot``): mean and 95% interval over seeds."""
+"""Learning curves of run folders (``jaxdqn plot``): smoothed means over seeds, with a 95%
+interval where there are enough seeds to make one."""
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -46,50 +48,124 @@ def mean_interval(
         return np.nanmean(values, axis=0), low, high
 
 
+MIN_SEEDS_FOR_INTERVAL = 5  # fewer seeds: each seed's line instead of a bootstrap band
+EPISODE_METRICS = ("episode_return", "episode_length")  # means over finished episodes
+
+
+def smooth(values: np.ndarray, weights: np.ndarray, window: int) -> np.ndarray:
+    """A trailing weighted moving average that leaves no gap once data has begun.
+
+    Point ``i`` is ``sum(w * v) / sum(w)`` over points ``i - window + 1 .. i`` whose value
+    is finite; where none of them is, the last smoothed value carries on (so a log window
+    in which no episode finished does not break the curve). Before the first finite value
+    the result is NaN.
+
+    Args:
+      values: float ``[..., num_points]`` (NaN: no data in that window).
+      weights: ``[..., num_points]`` >= 0, e.g. the episodes each window's mean is over.
+      window: points averaged, >= 1 (1: no smoothing, gaps still filled).
+
+    Returns:
+      float ``[..., num_points]``.
+    """
+    values = np.asarray(values, float)
+    weights = np.where(np.isfinite(values), np.asarray(weights, float), 0.0)
+    filled = np.where(weights > 0, values, 0.0)
+    kernel = np.ones(window)
+    total = np.apply_along_axis(lambda x: np.convolve(x, kernel)[: x.size], -1, filled * weights)
+    mass = np.apply_along_axis(lambda x: np.convolve(x, kernel)[: x.size], -1, weights)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(mass > 0, total / np.where(mass > 0, mass, 1.0), np.nan)
+    for index in np.ndindex(out.shape[:-1]):  # carry the last value over empty stretches
+        row = out[index]
+        for i in range(1, row.size):
+            if np.isnan(row[i]):
+                row[i] = row[i - 1]
+    return out
+
+
+def run_curves(
+    run_dir: str | os.PathLike, metric: str, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(env_steps [points], smoothed values [seeds, points])`` of one run folder; episode
+    metrics are weighted by the episodes each log window finished (:func:`smooth`).
+
+    Raises:
+      ValueError: a folder without metric rows, or an unknown metric.
+    """
+    runs = read_metrics(run_dir)
+    if not runs or not next(iter(runs.values())):
+        raise ValueError(f"{run_dir} holds no metric rows yet (no metrics_seed*.jsonl).")
+    logged = next(iter(runs.values()))
+    if metric not in logged:
+        raise ValueError(f"metric={metric!r} is invalid: {run_dir} logged {', '.join(logged)}.")
+    rows = min(len(m["env_steps"]) for m in runs.values())  # a run cut short mid-chunk
+    steps = np.asarray(logged["env_steps"][:rows])
+    values = np.stack([m[metric][:rows] for m in runs.values()]).astype(float)
+    if metric in EPISODE_METRICS and "completed_episodes" in logged:
+        weights = np.stack([m["completed_episodes"][:rows] for m in runs.values()])
+    else:
+        weights = np.ones_like(values)
+    return steps, smooth(values, weights, window)
+
+
 def plot_runs(
-    run_dirs: list[str | os.PathLike], out: str | os.PathLike, metric: str = "episode_return"
+    run_dirs: list[str | os.PathLike],
+    out: str | os.PathLike,
+    metric: str = "episode_return",
+    labels: list[str] | None = None,
+    window: int = 5,
 ) -> Path:
     """Plots ``metric`` against env steps for each run folder on one figure.
 
-    Each run is a line (mean over its seeds) with a shaded 95% bootstrap interval.
+    Each run is its mean over seeds, with a shaded 95% bootstrap interval where it has at
+    least :data:`MIN_SEEDS_FOR_INTERVAL` seeds and a thin line per seed where it has
+    fewer; every curve is smoothed over ``window`` log windows (:func:`smooth`).
 
     Args:
       run_dirs: folders written by ``jaxdqn train`` (``metrics_seed*.jsonl`` inside).
       out: PNG file to write (its folder is created).
       metric: a metric the runs logged (``Trainer.metric_names``).
+      labels: one legend label per run (default: its env id, seeds and folder name).
+      window: log windows per smoothing window, >= 1.
 
     Returns:
       The path written.
 
     Raises:
-      ValueError: an unknown metric, or a folder without metric files.
+      ValueError: an unknown metric, a folder without metric files, labels that do not
+        match the runs, or a window below 1.
     """
-    runs_by_dir = [(run_dir, read_metrics(run_dir)) for run_dir in run_dirs]
-    for run_dir, runs in runs_by_dir:
-        if not runs:
-            raise ValueError(f"{run_dir} holds no metrics_seed*.jsonl files.")
-        logged = next(iter(runs.values()))
-        if not logged:
-            raise ValueError(f"{run_dir} holds no metric rows yet.")
-        if metric not in logged:
-            raise ValueError(f"metric={metric!r} is invalid: {run_dir} logged {', '.join(logged)}.")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(
+            f"--label was given {len(labels)} times for {len(run_dirs)} runs; give one per run."
+        )
+    if window < 1:
+        raise ValueError(f"--smooth {window} is invalid: must be >= 1 log window.")
+    curves = [run_curves(run_dir, metric, window) for run_dir in run_dirs]
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for run_dir, runs in runs_by_dir:
-        rows = min(len(m["env_steps"]) for m in runs.values())  # a run cut short mid-chunk
-        steps = next(iter(runs.values()))["env_steps"][:rows]
-        values = np.stack([m[metric][:rows] for m in runs.values()])
+    for i, (run_dir, (steps, values)) in enumerate(zip(run_dirs, curves, strict=True)):
+        seeds = values.shape[0]
+        label = labels[i] if labels else _default_label(run_dir, seeds)
         mean, low, high = mean_interval(values)
-        label = f"{Path(run_dir).name} ({len(runs)} seeds)"
         (line,) = axes.plot(steps, mean, label=label)
-        axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+        if seeds >= MIN_SEEDS_FOR_INTERVAL:
+            axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+        else:
+            axes.plot(steps, values.T, color=line.get_color(), alpha=0.35, linewidth=0.7)
     axes.set_xlabel("env steps per seed")
     axes.set_ylabel(_LABELS.get(metric, metric))
-    axes.set_title(f"{metric}: mean over seeds, shaded 95% bootstrap interval")
+    smoothing = f"smoothed over {window} log windows" if window > 1 else "not smoothed"
+    axes.set_title(
+        f"{metric}: mean over seeds, {smoothing}\nshaded: 95% bootstrap interval (runs of >= "
+        f"{MIN_SEEDS_FOR_INTERVAL} seeds); thin lines: each seed (runs of fewer)",
+        fontsize="small",
+    )
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     out = Path(out)
@@ -97,3 +173,11 @@ def plot_runs(
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def _default_label(run_dir: str | os.PathLike, seeds: int) -> str:
+    try:
+        env_id = json.loads((Path(run_dir) / "config.json").read_text())["env_id"]
+    except (OSError, ValueError, KeyError):
+        env_id = "?"
+    return f"{env_id}, {seeds} seed{'s' if seeds > 1 else ''} ({Path(run_dir).name})"
