@@ -30,7 +30,9 @@ def run_script(*args: str) -> str:
 SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--name", "duel"]}
 
 
-@pytest.mark.parametrize("script", ["throughput", "learning", "progress_overhead"])
+@pytest.mark.parametrize(
+    "script", ["throughput", "learning", "progress_overhead", "chain_walk_seeds"]
+)
 def test_benchmark_smoke(script, tmp_path):
     args = SMOKE_ARGS.get(script, [])
     out = run_script(f"benchmarks/{script}.py", "--smoke", "--out", str(tmp_path), *args)
