@@ -8,10 +8,13 @@ CLI's seed sharding runs as on a multi-core or multi-GPU host (see ``jaxdqn.host
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import io
 import os
+import shutil
 import sys
+from pathlib import Path
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")  # read when jax is imported
 
@@ -20,6 +23,7 @@ import pytest
 
 import jaxdqn
 from jaxdqn.host import cli
+from jaxdqn.host.checkpoint import checkpoint_path
 
 # A few hundred env steps of ChainWalk-v0: compiles in seconds, runs in milliseconds.
 TINY_CHAIN = jaxdqn.DQNConfig(
@@ -84,3 +88,19 @@ def tiny_run(tmp_path_factory):
         capture.undo()
     (run_dir,) = out.iterdir()
     return run_dir, stdout.getvalue(), stderr.getvalue()
+
+
+def assert_resume_is_exact(run_dir: Path, scratch: Path, last_steps: int = 800) -> str:
+    """Copies a finished TINY_ARGS-sized run, drops its last checkpoint and its final files,
+    resumes the copy through the CLI and checks every seed's metrics equal the original's.
+    Returns what the resume printed."""
+    copy = Path(shutil.copytree(run_dir, scratch / "resumed"))
+    shutil.rmtree(checkpoint_path(copy / "checkpoints", last_steps))
+    for name in ("params.npz", "summary.json"):
+        (copy / name).unlink()
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["train", "--resume", str(copy), "--eval-episodes", "3"]) == 0
+    for path in sorted(run_dir.glob("metrics_seed*.jsonl")):
+        assert (copy / path.name).read_text() == path.read_text()
+    return stdout.getvalue()

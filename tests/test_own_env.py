@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -15,14 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_ARGS, TINY_CHAIN
+from conftest import TINY_ARGS, TINY_CHAIN, assert_resume_is_exact
 from gymnax.environments import spaces
 from gymnax.wrappers.purerl import GymnaxWrapper
 
 import jaxdqn
 from jaxdqn.envs import ChainWalk, LegacyStepAPI
 from jaxdqn.host import cli
-from jaxdqn.host.checkpoint import checkpoint_path
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -144,16 +142,8 @@ def test_cli_run_on_an_import_path_with_env_params_round_trips(tmp_path, capsys)
     assert {r["episode_length"] for r in rows} == {10.0}
     assert cli.main(["eval", str(run_dir), "--episodes", "2"]) == 0
     assert "jaxdqn eval: jaxdqn.envs:ChainWalk" in capsys.readouterr().out
-    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    shutil.rmtree(checkpoint_path(copy / "checkpoints", 800))
-    for name in ("params.npz", "summary.json"):
-        (copy / name).unlink()
-    assert cli.main(["train", "--resume", str(copy), "--eval-episodes", "3"]) == 0
-    assert "resuming at 720" in capsys.readouterr().out
-    for seed in (0, 1):
-        name = f"metrics_seed{seed}.jsonl"
-        assert (copy / name).read_text() == (run_dir / name).read_text()
-    assert cli.main(["train", "--resume", str(copy), "--env-param", "a=1"]) == 2
+    assert "resuming at 720" in assert_resume_is_exact(run_dir, tmp_path)
+    assert cli.main(["train", "--resume", str(run_dir), "--env-param", "a=1"]) == 2
     assert "drop --env-param" in capsys.readouterr().err
 
 
@@ -304,11 +294,4 @@ def test_cli_cartpole_with_env_params_round_trips(tmp_path, capsys):
         ["max_steps_in_episode", 200]
     ]
     assert cli.main(["eval", str(run_dir), "--episodes", "2"]) == 0
-    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    shutil.rmtree(checkpoint_path(copy / "checkpoints", 800))
-    for name in ("params.npz", "summary.json"):
-        (copy / name).unlink()
-    assert cli.main(["train", "--resume", str(copy), "--eval-episodes", "3"]) == 0
-    for seed in (0, 1):
-        name = f"metrics_seed{seed}.jsonl"
-        assert (copy / name).read_text() == (run_dir / name).read_text()
+    assert_resume_is_exact(run_dir, tmp_path)

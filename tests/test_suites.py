@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -288,10 +286,9 @@ def test_a_suite_env_by_id_round_trips_through_the_run_folder(tmp_path):
     """``--env navix/...`` with ``--env-param``: the run folder records both, and eval and
     resume build the same env again."""
     suite("navix")
-    from conftest import TINY_ARGS
+    from conftest import TINY_ARGS, assert_resume_is_exact
 
     from jaxdqn.host import cli
-    from jaxdqn.host.checkpoint import checkpoint_path
 
     args = ["--env", "navix/Navix-Empty-5x5-v0", *TINY_ARGS[2:], "--set", "target_update_period=25"]
     out = tmp_path / "runs"
@@ -307,14 +304,7 @@ def test_a_suite_env_by_id_round_trips_through_the_run_folder(tmp_path):
     rows = [json.loads(x) for x in (run_dir / "metrics_seed0.jsonl").read_text().splitlines()]
     assert max(r["episode_length"] for r in rows if r["episode_length"] is not None) <= 40
     assert cli.main(["eval", str(run_dir), "--episodes", "2"]) == 0
-    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    shutil.rmtree(checkpoint_path(copy / "checkpoints", 800))
-    for name in ("params.npz", "summary.json"):
-        (copy / name).unlink()
-    assert cli.main(["train", "--resume", str(copy), "--eval-episodes", "3"]) == 0
-    for seed in (0, 1):
-        name = f"metrics_seed{seed}.jsonl"
-        assert (copy / name).read_text() == (run_dir / name).read_text()
+    assert_resume_is_exact(run_dir, tmp_path)
 
 
 @pytest.mark.heavy

@@ -58,6 +58,20 @@ class AdapterParams:
     suite: Any = None  # the suite's params pytree where it has one (xminigrid, Craftax)
 
 
+def dm_env_step(inner: Any, timestep: Any, last: jax.Array, action_mask=None) -> SuiteStep:
+    """A :class:`SuiteStep` from a dm_env-style ``TimeStep`` (Jumanji, xminigrid): at the
+    last step of an episode (``last``, bool ``[]``) a discount of 0 is a termination and
+    any other discount a truncation."""
+    return SuiteStep(
+        inner=inner,
+        obs=timestep.observation,
+        reward=timestep.reward,
+        terminated=last & (timestep.discount == 0),
+        truncated=last & (timestep.discount != 0),
+        action_mask=action_mask,
+    )
+
+
 def flatten_observation(obs: Any) -> jax.Array:
     """One observation array from a suite's observation pytree.
 

@@ -16,7 +16,7 @@ import jax
 import jumanji
 from jumanji.types import StepType
 
-from jaxdqn.envs.adapters.base import ObservationFn, SuiteAdapter, SuiteStep
+from jaxdqn.envs.adapters.base import ObservationFn, SuiteAdapter, SuiteStep, dm_env_step
 
 DEFAULT_TIME_LIMIT = 1_000  # for a Jumanji env without a time_limit of its own
 
@@ -76,12 +76,5 @@ class JumanjiAdapter(SuiteAdapter):
 
 
 def _suite_step(state: Any, timestep: Any) -> SuiteStep:
-    last = timestep.step_type == StepType.LAST
-    return SuiteStep(
-        inner=state,
-        obs=timestep.observation,
-        reward=timestep.reward,
-        terminated=last & (timestep.discount == 0),
-        truncated=last & (timestep.discount != 0),
-        action_mask=getattr(timestep.observation, "action_mask", None),
-    )
+    mask = getattr(timestep.observation, "action_mask", None)
+    return dm_env_step(state, timestep, timestep.step_type == StepType.LAST, mask)

@@ -14,7 +14,13 @@ import jax
 import xminigrid
 from xminigrid.types import StepType
 
-from jaxdqn.envs.adapters.base import AdapterParams, ObservationFn, SuiteAdapter, SuiteStep
+from jaxdqn.envs.adapters.base import (
+    AdapterParams,
+    ObservationFn,
+    SuiteAdapter,
+    SuiteStep,
+    dm_env_step,
+)
 
 
 def registered() -> tuple[str, ...]:
@@ -62,12 +68,4 @@ def _suite_params(params: AdapterParams) -> Any:
 
 
 def _suite_step(timestep: Any) -> SuiteStep:
-    last = timestep.step_type == StepType.LAST
-    return SuiteStep(
-        inner=timestep,
-        obs=timestep.observation,
-        reward=timestep.reward,
-        terminated=last & (timestep.discount == 0),
-        truncated=last & (timestep.discount != 0),
-        action_mask=None,
-    )
+    return dm_env_step(timestep, timestep, timestep.step_type == StepType.LAST)
