@@ -24,6 +24,8 @@ import math
 from collections.abc import Collection
 from typing import Any
 
+from jaxdqn.core.loop import cycle_env_steps, run_updates
+
 # The fields scale_schedules may change, in the order a message lists them.
 SCALED_FIELDS = (
     "exploration_steps",
@@ -54,7 +56,7 @@ def scale_schedules(
     if total == from_total:
         return out
     ratio = total / from_total
-    cycle = math.lcm(out["num_envs"], out["train_frequency"])
+    cycle = cycle_env_steps(out["num_envs"], out["train_frequency"])
 
     def scale(name: str, value: Any) -> None:
         if name not in keep:
@@ -65,7 +67,13 @@ def scale_schedules(
     if out["exploration_schedule"] == "exponential":
         scale("exploration_decay", out["exploration_decay"] ** (1.0 / ratio))
     scale("learning_starts", _learning_starts(out, ratio, cycle, total))
-    updates = _total_updates(out, cycle)
+    updates = run_updates(
+        total,
+        out["learning_starts"],
+        out["num_envs"],
+        out["train_frequency"],
+        out["gradient_steps"],
+    )
     if out["target_update_period"] > updates:
         period = max(1, min(updates, round(out["target_update_period"] * ratio)))
         scale("target_update_period", period)
@@ -82,9 +90,3 @@ def _learning_starts(fields: dict[str, Any], ratio: float, cycle: int, total: in
     lowest = max(0, math.ceil((fields["batch_size"] - cycle) / cycle) * cycle)
     highest = max(0, (total - 1) // cycle * cycle)
     return min(max(scaled, lowest), highest)
-
-
-def _total_updates(fields: dict[str, Any], cycle: int) -> int:
-    """The run's gradient updates (as ``DQNConfig.total_updates``)."""
-    learning_cycles = (fields["total_timesteps"] - fields["learning_starts"]) // cycle
-    return learning_cycles * fields["gradient_steps"] * cycle // fields["train_frequency"]

@@ -30,7 +30,7 @@ from jaxdqn.budget import scale_schedules
 from jaxdqn.core.actor import EXPLORATION_UNITS
 from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES
 from jaxdqn.core.learner import LEARNING_RATE_SCHEDULES, OPTIMIZERS
-from jaxdqn.core.loop import LoopLayout
+from jaxdqn.core.loop import LoopLayout, cycle_env_steps, run_updates
 from jaxdqn.core.losses import LOSSES
 from jaxdqn.core.networks import ACTIVATIONS, NETWORKS
 from jaxdqn.envs import EnvSpec, check_env_id
@@ -200,7 +200,7 @@ class DQNConfig:
 
     def cycle_env_steps(self) -> int:
         """Env steps per cycle: ``lcm(num_envs, train_frequency)``."""
-        return math.lcm(self.num_envs, self.train_frequency)
+        return cycle_env_steps(self.num_envs, self.train_frequency)
 
     def steps_per_cycle(self) -> int:
         """Vectorised env steps per cycle."""
@@ -221,8 +221,13 @@ class DQNConfig:
         ``learning_starts``: the cycles that start at or after ``learning_starts`` run
         :meth:`updates_per_cycle` each.
         """
-        learning_cycles = (self.total_timesteps - self.learning_starts) // self.cycle_env_steps()
-        return learning_cycles * self.updates_per_cycle()
+        return run_updates(
+            self.total_timesteps,
+            self.learning_starts,
+            self.num_envs,
+            self.train_frequency,
+            self.gradient_steps,
+        )
 
     def resolved_log_interval(self) -> int:
         """Env steps per logging point (``log_interval`` or the automatic choice)."""

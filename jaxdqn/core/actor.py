@@ -157,12 +157,9 @@ def _act(parts: _ActorParts, key, state: ActorState, params, env_steps, episodes
         count = jnp.broadcast_to(episodes, (n,))
     value = exploration_value(parts.schedule, count, hparams)
     q_values = parts.q_network.apply(params, state.obs)
-    choose = partial(select_action, parts.exploration)
-    keys = jax.random.split(key, n)
+    choose = jax.vmap(partial(select_action, parts.exploration))  # a None mask maps to None
     mask = legal_actions(parts.bound, state.env_state)
-    if mask is None:
-        return jax.vmap(choose)(keys, q_values, value), value
-    return jax.vmap(choose)(keys, q_values, value, mask), value
+    return choose(jax.random.split(key, n), q_values, value, mask), value
 
 
 def _step(parts: _ActorParts, key: jax.Array, state: ActorState, actions: jax.Array):

@@ -60,14 +60,12 @@ def evaluate_policy(
         obs, env_state, returns, running = carry
         key_act, key_step = jax.random.split(key)
         q_values = q_network.apply(params, obs)
-        keys = jax.random.split(key_act, num_episodes)
-        mask = legal_actions(bound, env_state)
-        if mask is None:
-            actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None))(keys, q_values, epsilon)
-        else:
-            actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None, 0))(
-                keys, q_values, epsilon, mask
-            )
+        actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None, 0))(
+            jax.random.split(key_act, num_episodes),
+            q_values,
+            epsilon,
+            legal_actions(bound, env_state),  # None (every action legal) maps to None
+        )
         obs, env_state, reward, terminated, truncated, _ = step_envs(
             bound, key_step, env_state, actions
         )

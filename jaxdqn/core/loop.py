@@ -19,6 +19,7 @@ the one place that gate is applied.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -90,6 +91,27 @@ class TrainState(NamedTuple):
     def episodes(self) -> jax.Array:
         """Episodes completed, summed over envs, int32."""
         return self.counters.episodes
+
+
+def cycle_env_steps(num_envs: int, train_frequency: int) -> int:
+    """Env steps per cycle, ``lcm(num_envs, train_frequency)``: the fewest vectorised steps
+    after which a whole number of gradient updates is due."""
+    return math.lcm(num_envs, train_frequency)
+
+
+def run_updates(
+    total_timesteps: int,
+    learning_starts: int,
+    num_envs: int,
+    train_frequency: int,
+    gradient_steps: int,
+) -> int:
+    """Gradient updates in a run (exact): ``gradient_steps`` per ``train_frequency`` env
+    steps, in every cycle that starts at or after ``learning_starts``."""
+    cycle = cycle_env_steps(num_envs, train_frequency)
+    return (
+        (total_timesteps - learning_starts) // cycle * (gradient_steps * cycle // train_frequency)
+    )
 
 
 class LoopLayout(NamedTuple):

@@ -341,7 +341,7 @@ def _non_negative(text: str) -> int:
     return value
 
 
-class _HELP(argparse.ArgumentDefaultsHelpFormatter):
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
     """Help that shows each option's default, where it has one worth showing."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -355,7 +355,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxdqn",
         description="Deep Q-Learning in JAX: train, evaluate, plot and export runs.",
-        formatter_class=_HELP,
+        formatter_class=_DefaultsHelp,
     )
     parser.add_argument(
         "--version", action="version", version=f"jaxdqn {__version__} (jax {jax.__version__})"
@@ -364,7 +364,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_eval_plot_export_commands(commands)
     listing = commands.add_parser(
-        "list", formatter_class=_HELP, help="list presets, env ids or config fields"
+        "list", formatter_class=_DefaultsHelp, help="list presets, env ids or config fields"
     )
     listing.add_argument("what", choices=("presets", "envs", "fields"))
     listing.set_defaults(func=list_command)
@@ -374,7 +374,7 @@ def make_parser() -> argparse.ArgumentParser:
 def _add_train_command(commands) -> None:
     train = commands.add_parser(
         "train",
-        formatter_class=_HELP,
+        formatter_class=_DefaultsHelp,
         allow_abbrev=False,  # --resume checks flags by their full names
         help="train a preset (or any gymnax env) over seeds",
     )
@@ -435,7 +435,7 @@ def _add_train_command(commands) -> None:
 
 def _add_eval_plot_export_commands(commands) -> None:
     evaluate_cmd = commands.add_parser(
-        "eval", formatter_class=_HELP, help="evaluate a finished run greedily, per seed"
+        "eval", formatter_class=_DefaultsHelp, help="evaluate a finished run greedily, per seed"
     )
     evaluate_cmd.add_argument("run_dir")
     evaluate_cmd.add_argument("--episodes", type=_positive, default=100, help="episodes per seed")
@@ -462,7 +462,7 @@ def _add_eval_plot_export_commands(commands) -> None:
 
     plot = commands.add_parser(
         "plot",
-        formatter_class=_HELP,
+        formatter_class=_DefaultsHelp,
         help="learning curves of runs (smoothed mean over seeds, 95%% interval)",
     )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -478,7 +478,7 @@ def _add_eval_plot_export_commands(commands) -> None:
     plot.set_defaults(func=plot_command)
 
     export = commands.add_parser(
-        "export", formatter_class=_HELP, help="write one seed's policy as a NumPy .npz"
+        "export", formatter_class=_DefaultsHelp, help="write one seed's policy as a NumPy .npz"
     )
     export.add_argument("run_dir")
     export.add_argument("--seed", type=int, default=0, help="which trained seed")
