@@ -7,10 +7,12 @@ ChainWalk-v0, each over 32 seeds in one vmapped call.
    5 steps) + the same ε-greedy.
 
 Each trains 1000 episodes of 20 steps, as in the source. For every setup the script
-prints the fraction of seeds whose greedy policy is optimal (move right in all 6 states)
-and how far Q is from the analytic infinite-horizon Q* (gamma 0.99).
+prints the fraction of seeds whose greedy policy is optimal (move right in all 6 states),
+how far Q is from the analytic infinite-horizon Q* (gamma 0.99), and what
+``jaxdqn.diagnose`` finds in the run's rows. ``--plot`` draws the largest |Q| of each
+setup over training against the largest Q*.
 
-    python examples/seed_pitfalls.py [--seeds 32]
+    python examples/seed_pitfalls.py [--seeds 32] [--plot docs/seed_pitfalls_q.png]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 import jaxdqn
 from jaxdqn.envs import chain_walk_observations, chain_walk_optimal_q
+from jaxdqn.host.doctor import random_policy_return
 
 EPISODES, EPISODE_STEPS = 1_000, 20
 
@@ -98,9 +101,27 @@ def assess(config: jaxdqn.DQNConfig, params) -> tuple[np.ndarray, np.ndarray]:
     return optimal, worst
 
 
+def plot_q(runs: dict[str, dict[str, np.ndarray]], q_star_max: float, path: str) -> None:
+    """The median seed's largest |Q| over training, per setup, against the largest Q*."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for name, metrics in runs.items():
+        axes.plot(metrics["env_steps"][0], np.nanmedian(metrics["q_abs_max"], axis=0), label=name)
+    axes.axhline(q_star_max, color="black", linestyle="--", label="largest Q*")
+    axes.set(yscale="log", xlabel="env steps", ylabel="max |Q| (median seed)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=32)
+    parser.add_argument("--plot", default=None, help="PNG of max |Q| against Q* over training")
     args = parser.parse_args()
     keys = jax.random.split(jax.random.key(0), args.seeds)
     print(
@@ -110,14 +131,28 @@ def main() -> None:
         f"{'setup':<34} {'optimal policy':>15} {'max |Q-Q*|/Q*: median seed':>28} "
         f"{'worst seed':>11} {'time':>7}"
     )
+    runs = {}
     for name, config in SETUPS.items():
         start = time.perf_counter()
-        states, _ = jax.block_until_ready(jax.jit(jax.vmap(jaxdqn.make_train(config)))(keys))
+        states, metrics = jax.jit(jax.vmap(jaxdqn.make_train(config)))(keys)
         optimal, worst = assess(config, states.params)
+        runs[name] = {k: np.asarray(v) for k, v in metrics.items()}
         print(
             f"{name:<34} {optimal.mean():>15.0%} {np.median(worst):>28.3g} "
             f"{worst.max():>11.3g} {time.perf_counter() - start:>6.1f}s"
         )
+    # The setups play greedily or at ε <= 0.5 from the first step: no window of the runs
+    # shows a random policy, so its return is measured apart.
+    random = random_policy_return(next(iter(SETUPS.values())))
+    for name, config in SETUPS.items():
+        print(f"\n{name}: the doctor's findings")
+        for finding in jaxdqn.diagnose(config, runs[name], random_return=random):
+            print(f"  {finding.line()}")
+            if finding.cause:
+                print(f"      cause: {finding.cause}")
+    if args.plot:
+        plot_q(runs, float(chain_walk_optimal_q(0.99).max()), args.plot)
+        print(f"\nwritten: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Layout: ``jaxdqn.core`` holds what runs inside the compiled program (pure functi
 pytrees: networks, losses, exploration, the actor, the replay, the learner, the loop
 skeleton); ``jaxdqn.envs`` binds environments; ``jaxdqn.host`` holds what runs on the host
 between compiled chunks (the run driver, checkpoints, metrics files, devices, export, the
-command line). ``DQNConfig`` is the user-facing record and ``jaxdqn.dqn`` turns it into
+command line, the doctor). ``DQNConfig`` is the user-facing record and ``jaxdqn.dqn`` turns it into
 components.
 """
 
@@ -19,6 +19,7 @@ from jaxdqn.core.types import Batch, Transition
 from jaxdqn.dqn import Components, build, evaluate, make_train, make_trainer
 from jaxdqn.envs import ENV_IDS, BoundEnv, EnvSpec, bind_env, make_env
 from jaxdqn.host.devices import seed_sharding
+from jaxdqn.host.doctor import Finding, diagnose, diagnose_run
 from jaxdqn.hyperparams import Hyperparams, sweep
 from jaxdqn.presets import PRESET_IDS, get_preset
 
@@ -34,6 +35,7 @@ __all__ = [
     "Components",
     "DQNConfig",
     "EnvSpec",
+    "Finding",
     "Hyperparams",
     "Learner",
     "Replay",
@@ -43,6 +45,8 @@ __all__ = [
     "Transition",
     "bind_env",
     "build",
+    "diagnose",
+    "diagnose_run",
     "evaluate",
     "exploration",
     "get_preset",

@@ -132,6 +132,10 @@ class DQNConfig:
       log_interval: env steps per logging point (a multiple of
         :meth:`cycle_env_steps` dividing ``total_timesteps``); ``None`` picks about
         100 points.
+      diagnostics: compute the health signals (max |Q|, dormant units, feature rank,
+        policy churn, ...; :mod:`jaxdqn.core.diagnostics`) once per log window on a batch
+        drawn from the replay, for :func:`jaxdqn.diagnose`. They draw their own random
+        numbers: a run's parameters are the same with them on or off.
     """
 
     # Environment and budget.
@@ -180,6 +184,7 @@ class DQNConfig:
     layer_norm: bool = False
     # Logging.
     log_interval: int | None = None
+    diagnostics: bool = True
 
     def __post_init__(self) -> None:
         # Same values, stored as Python scalars and a tuple: a list or np.int64(8) is
@@ -418,6 +423,7 @@ def _validate_fields(cfg: DQNConfig) -> None:
     _bool_field(cfg, "truncation_is_terminal")
     _bool_field(cfg, "dueling")
     _bool_field(cfg, "layer_norm")
+    _bool_field(cfg, "diagnostics")
     _int_field(cfg, "n_step", 1, 1_000)
     _bool_field(cfg, "prioritized")
     _real_field(cfg, "priority_alpha", 0.0, 1.0)

@@ -121,6 +121,7 @@ def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Compone
         huber_delta=config.huber_delta,
         learning_rate_schedule=config.learning_rate_schedule,
         total_updates=config.total_updates(),
+        inspect=config.diagnostics,
     )
     return Components(
         env=bound,

@@ -43,12 +43,13 @@ def chain_q_tables(config: jaxdqn.DQNConfig, params) -> np.ndarray:
 
 def test_chain_walk_preset_learns_q_star_through_truncation():
     config = jaxdqn.get_preset("ChainWalk-v0")
-    states, _ = train_seeds(config)
+    states, metrics = train_seeds(config)
     q = chain_q_tables(config, states.params)
     q_star = chain_walk_optimal_q(config.gamma)
     assert np.all(q.argmax(axis=-1) == 1), "every seed moves right in every state"
     relative_error = np.abs(q - q_star) / np.abs(q_star)
     assert relative_error.max() <= 0.10, f"worst |Q - Q*| / Q* = {relative_error.max():.3f}"
+    assert_doctor_finds_nothing(config, metrics)
 
     # The same run with truncation stored as termination cannot learn Q*: no target
     # bootstraps past the 20-step limit, so Q stays far below the infinite-horizon values.
@@ -74,3 +75,10 @@ def test_preset_solves_across_seeds(env_id, min_solved):
     print(f"{env_id}: greedy returns per seed {np.round(returns, 1).tolist()}")
     assert solved.sum() >= min_solved, f"{solved.sum()}/{SEEDS} seeds solved: {returns}"
     assert np.all(np.isfinite(metrics["loss"][:, -1]))
+    assert_doctor_finds_nothing(config, metrics, returns)
+
+
+def assert_doctor_finds_nothing(config, metrics, greedy_return=None):
+    """A preset that learns raises no false alarm, on any seed."""
+    findings = jaxdqn.diagnose(config, metrics, greedy_return=greedy_return)
+    assert [f.code for f in findings] == ["healthy"], [f.line() for f in findings]

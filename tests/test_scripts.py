@@ -31,7 +31,8 @@ SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--n
 
 
 @pytest.mark.parametrize(
-    "script", ["throughput", "learning", "progress_overhead", "chain_walk_seeds"]
+    "script",
+    ["throughput", "learning", "progress_overhead", "chain_walk_seeds", "diagnostics_overhead"],
 )
 def test_benchmark_smoke(script, tmp_path):
     args = SMOKE_ARGS.get(script, [])

@@ -18,7 +18,10 @@ from jaxdqn.core.replay import n_step_batch
 
 METRIC_NAMES = (
     "env_steps", "updates", "episodes", "completed_episodes", "episode_return",
-    "episode_length", "exploration", "loss", "q_value", "td_error", "grad_norm",
+    "episode_length", "exploration", "reward_abs_max", "loss", "q_value", "td_error",
+    "grad_norm", "grad_norm_max", "non_finite", "q_abs_max", "td_error_p90", "dormant_units",
+    "dormant_units_strict", "dormant_units_worst_layer", "feature_rank", "policy_churn",
+    "action_entropy", "params_finite",
 )  # fmt: skip
 
 

@@ -19,6 +19,15 @@ import jax.numpy as jnp
 import optax
 
 from jaxdqn.core import losses
+from jaxdqn.core.diagnostics import (
+    DORMANT_THRESHOLDS,
+    dormant_share,
+    effective_rank,
+    greedy_action_entropy,
+    policy_churn,
+    tree_is_finite,
+)
+from jaxdqn.core.networks import HIDDEN_COLLECTION, HIDDEN_NAME
 from jaxdqn.core.types import Batch, check_int
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -42,6 +51,27 @@ class UpdateStats(NamedTuple):
     q_value: jax.Array  # mean Q of the batch's actions
     td_error: jax.Array  # mean |δ|
     grad_norm: jax.Array  # global norm of the gradients, before clipping
+    grad_norm_max: jax.Array  # the same; the window keeps its largest (MAX_STATS)
+    non_finite: jax.Array  # 1.0 where the loss or a gradient is NaN or infinite, else 0.0
+
+
+# Statistics a log window reduces by their largest value instead of their mean.
+MAX_STATS = ("grad_norm_max",)
+
+
+class InspectSignals(NamedTuple):
+    """Health signals of the online network on a reference batch (see
+    :mod:`jaxdqn.core.diagnostics`), float32 ``[]`` each."""
+
+    q_abs_max: jax.Array  # max |Q(s, a)| over the batch and every action
+    td_error_p90: jax.Array  # 90th percentile of |δ| over the batch
+    dormant_units: jax.Array  # share of all hidden units dormant at τ = 0.1
+    dormant_units_strict: jax.Array  # the same at τ = 0.025
+    dormant_units_worst_layer: jax.Array  # the largest per-layer share at τ = 0.1
+    feature_rank: jax.Array  # srank (δ = 0.01) of the last hidden layer's features
+    policy_churn: jax.Array  # share of the batch whose greedy action changed since `earlier`
+    action_entropy: jax.Array  # entropy (nats) of the greedy actions over the batch
+    params_finite: jax.Array  # 1.0 if every online parameter is finite, else 0.0
 
 
 class Learner(NamedTuple):
@@ -55,11 +85,21 @@ class Learner(NamedTuple):
         rate and target sync of ``hparams`` (:class:`jaxdqn.Hyperparams`); ``stats`` is an
         :class:`UpdateStats`, ``td`` ``[B]`` the TD errors before the step.
       stat_names: the names of ``stats``' fields.
+      inspect: ``inspect(state, earlier_params, batch) -> signals`` or ``None``: health
+        signals (:class:`InspectSignals`, float32 ``[]`` each) of the online network on a
+        batch ``[B, ...]``; ``earlier_params`` are the online parameters of the previous
+        check, for the policy churn. Changes nothing.
+      inspect_names: the names of ``inspect``'s fields (empty without ``inspect``).
+      stat_max: the names in ``stat_names`` that a log window reduces by their largest
+        value; the others by their mean.
     """
 
     init: Callable[[jax.Array, jax.Array], LearnerState]
     update: Callable[[LearnerState, Batch, Any], tuple[LearnerState, UpdateStats, jax.Array]]
     stat_names: tuple[str, ...]
+    inspect: Callable[[LearnerState, Any, Batch], Any] | None = None
+    inspect_names: tuple[str, ...] = ()
+    stat_max: tuple[str, ...] = ()
 
 
 def make_optimizer(
@@ -177,6 +217,7 @@ def make_learner(
     huber_delta: float = 1.0,
     learning_rate_schedule: str = "constant",
     total_updates: int = 1,
+    inspect: bool = True,
 ) -> Learner:
     """DQN's learner: TD loss, one optimizer step, target sync.
 
@@ -189,6 +230,7 @@ def make_learner(
       learning_rate_schedule: one of :data:`LEARNING_RATE_SCHEDULES`
         (:func:`learning_rate_at`).
       total_updates: updates of the whole run, the length of a linear schedule (>= 1).
+      inspect: give the learner its health signals (:class:`InspectSignals`).
 
     Returns:
       A :class:`Learner`.
@@ -202,7 +244,12 @@ def make_learner(
         q_network, optimizer, double_q, loss, huber_delta, learning_rate_schedule, total_updates
     )
     return Learner(
-        init=partial(_init, parts), update=partial(_update, parts), stat_names=UpdateStats._fields
+        init=partial(_init, parts),
+        update=partial(_update, parts),
+        stat_names=UpdateStats._fields,
+        inspect=partial(_inspect, parts) if inspect else None,
+        inspect_names=InspectSignals._fields if inspect else (),
+        stat_max=MAX_STATS,
     )
 
 
@@ -258,13 +305,61 @@ def _update(
     target_params = sync_target(
         params, state.target_params, updates, hparams.target_update_period, hparams.target_tau
     )
+    grad_norm = optax.tree.norm(grads)
     stats = UpdateStats(
         loss=value,
         q_value=jnp.mean(q_taken),
         td_error=jnp.mean(jnp.abs(td)),
-        grad_norm=optax.tree.norm(grads),
+        grad_norm=grad_norm,
+        grad_norm_max=grad_norm,
+        non_finite=(~(jnp.isfinite(value) & jnp.isfinite(grad_norm))).astype(jnp.float32),
     )
     new_state = LearnerState(
         params=params, target_params=target_params, opt_state=opt_state, updates=updates
     )
     return new_state, stats, td
+
+
+def hidden_features(q_network: nn.Module, params: Any, obs: jax.Array):
+    """Q-values ``[B, A]`` and the hidden activations the network sows (a tuple of
+    ``[B, U_i]``, from the input side; empty if it sows none; see
+    :data:`jaxdqn.core.networks.HIDDEN_COLLECTION`)."""
+    q_values, sown = q_network.apply(params, obs, mutable=[HIDDEN_COLLECTION])
+    layers = sown.get(HIDDEN_COLLECTION, {})
+    return q_values, tuple(jax.tree.leaves(layers.get(HIDDEN_NAME, ())))
+
+
+def _inspect(
+    parts: _LearnerParts, state: LearnerState, earlier_params: Any, batch: Batch
+) -> InspectSignals:
+    q_values, layers = hidden_features(parts.q_network, state.params, batch.obs)
+    td, _ = td_errors(
+        parts.q_network, state.params, state.target_params, batch, double_q=parts.double_q
+    )
+    nan = jnp.float32(jnp.nan)
+    if layers:
+        tau, strict_tau = DORMANT_THRESHOLDS
+        dormant = _pooled_dormant(layers, tau)
+        strict = _pooled_dormant(layers, strict_tau)
+        worst = jnp.max(jnp.stack([dormant_share(h, tau) for h in layers]))
+        rank = effective_rank(layers[-1]).astype(jnp.float32)
+    else:
+        dormant = strict = worst = rank = nan
+    return InspectSignals(
+        q_abs_max=jnp.max(jnp.abs(q_values)),
+        td_error_p90=jnp.quantile(jnp.abs(td), 0.9),
+        dormant_units=dormant,
+        dormant_units_strict=strict,
+        dormant_units_worst_layer=worst,
+        feature_rank=rank,
+        policy_churn=policy_churn(parts.q_network.apply(earlier_params, batch.obs), q_values),
+        action_entropy=greedy_action_entropy(q_values),
+        params_finite=tree_is_finite(state.params).astype(jnp.float32),
+    )
+
+
+def _pooled_dormant(layers: tuple[jax.Array, ...], tau: float) -> jax.Array:
+    """Share of dormant units over every hidden layer, each unit scored within its own
+    layer."""
+    dormant = sum(dormant_share(h, tau) * h.shape[-1] for h in layers)
+    return dormant / sum(h.shape[-1] for h in layers)

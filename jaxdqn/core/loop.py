@@ -43,7 +43,12 @@ EPISODE_METRICS = (
     "episode_return",
     "episode_length",
     "exploration",
+    "reward_abs_max",
 )
+
+# Folded into the run's key for the reference batch of the health signals, so the signals
+# draw their own numbers and the run's random stream is the same with or without them.
+INSPECT_STREAM = 0x1D5EA5E
 
 
 class Counters(NamedTuple):
@@ -158,24 +163,30 @@ class _Window(NamedTuple):
     length_sum: jax.Array  # [], float32
     completed: jax.Array  # [], int32: episodes completed in the window
     exploration: jax.Array  # [], float32: mean ε / temperature at the latest step
-    update_sums: dict[str, jax.Array]  # [] float32 each, summed over the window's updates
+    reward_abs_max: jax.Array  # [], float32: largest |reward| of the window's steps
+    update_sums: dict[str, jax.Array]  # [] float32 each: sum (or max) over the window's updates
     num_updates: jax.Array  # [], int32
 
-    def record_step(self, ends: EpisodeEnds, exploration: jax.Array) -> _Window:
-        """Adds the episodes one vectorised step ended."""
+    def record_step(self, ends: EpisodeEnds, exploration: jax.Array, reward: jax.Array):
+        """Adds the episodes one vectorised step ended and its rewards ``[num_envs]``."""
         return self._replace(
             return_sum=self.return_sum + jnp.sum(jnp.where(ends.done, ends.episode_return, 0.0)),
             length_sum=self.length_sum + jnp.sum(jnp.where(ends.done, ends.episode_length, 0)),
             completed=self.completed + jnp.sum(ends.done, dtype=jnp.int32),
             exploration=jnp.mean(exploration),
+            reward_abs_max=jnp.maximum(self.reward_abs_max, jnp.max(jnp.abs(reward))),
         )
 
-    def record_updates(self, sums: dict[str, jax.Array], count: jax.Array) -> _Window:
-        """Adds the summed statistics of ``count`` learning steps."""
-        return self._replace(
-            update_sums={k: self.update_sums[k] + sums[k] for k in self.update_sums},
-            num_updates=self.num_updates + count,
-        )
+    def record_updates(
+        self, reduced: dict[str, jax.Array], count: jax.Array, stat_max: tuple[str, ...]
+    ) -> _Window:
+        """Adds the statistics of ``count`` learning steps: sums, or maxima for the names
+        in ``stat_max``."""
+        merged = {
+            k: jnp.maximum(v, reduced[k]) if k in stat_max else v + reduced[k]
+            for k, v in self.update_sums.items()
+        }
+        return self._replace(update_sums=merged, num_updates=self.num_updates + count)
 
 
 class _Parts(NamedTuple):
@@ -212,7 +223,7 @@ def make_loop(
         init=partial(_init, parts),
         run=partial(_run, parts),
         train=partial(_train, parts),
-        metric_names=(*EPISODE_METRICS, *learner.stat_names),
+        metric_names=(*EPISODE_METRICS, *learner.stat_names, *learner.inspect_names),
     )
 
 
@@ -248,7 +259,7 @@ def _env_step(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tupl
         ),
         key=key,
     )
-    return (state, window.record_step(ends, exploration)), None
+    return (state, window.record_step(ends, exploration, transition.reward)), None
 
 
 def _learn(
@@ -276,14 +287,16 @@ def _learn(
         (state.learner, state.replay),
         jax.random.split(key_updates, parts.layout.updates_per_cycle),
     )
-    sums = {
-        name: jnp.where(active, jnp.sum(value), 0.0)
+    reduced = {
+        name: jnp.where(active, jnp.max(value), -jnp.inf)
+        if name in learner.stat_max
+        else jnp.where(active, jnp.sum(value), 0.0)
         for name, value in zip(learner.stat_names, stats, strict=True)
     }
     state = state._replace(
         learner=learner_state, replay=replay_state, key=jnp.where(active, key, state.key)
     )
-    return state, sums
+    return state, reduced
 
 
 def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
@@ -292,17 +305,35 @@ def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, 
     learning = carry[0].env_steps >= parts.layout.learning_starts
     steps = parts.layout.steps_per_cycle
     (state, window), _ = jax.lax.scan(partial(_env_step, parts), carry, None, steps)
-    state, sums = _learn(parts, state, learning)
+    state, reduced = _learn(parts, state, learning)
     count = learning * parts.layout.updates_per_cycle
-    return (state, window.record_updates(sums, count)), None
+    return (state, window.record_updates(reduced, count, parts.learner.stat_max)), None
 
 
 def _log_window(parts: _Parts, state: TrainState) -> tuple[TrainState, Metrics]:
-    window = _empty_window(parts.learner.stat_names)
+    earlier_params = state.params
+    window = _empty_window(parts.learner)
     (state, window), _ = jax.lax.scan(
         partial(_cycle, parts), (state, window), None, parts.layout.cycles_per_log
     )
-    return state, _window_metrics(state, window)
+    metrics = _window_metrics(state, window, parts.learner.stat_max)
+    if parts.learner.inspect is not None:
+        metrics.update(_inspect(parts, state, earlier_params))
+    return state, metrics
+
+
+def _inspect(parts: _Parts, state: TrainState, earlier_params: Any) -> Metrics:
+    """The learner's health signals on a reference batch drawn from the replay with a key
+    of their own (the run's key is not advanced); NaN before the first update."""
+    key = jax.random.fold_in(state.key, INSPECT_STREAM)
+    progress = jnp.minimum(state.updates / parts.layout.total_updates, 1.0)
+    batch = parts.replay.sample(state.replay, key, state.hparams.gamma, progress).batch
+    signals = parts.learner.inspect(state.learner, earlier_params, batch)
+    learned = state.updates > 0
+    return {
+        name: jnp.where(learned, value, jnp.nan).astype(jnp.float32)
+        for name, value in zip(parts.learner.inspect_names, signals, strict=True)
+    }
 
 
 def _run(parts: _Parts, state: TrainState, num_log_points: int) -> tuple[TrainState, Metrics]:
@@ -324,14 +355,18 @@ def _train(parts: _Parts, key: jax.Array, hparams: Any = None) -> tuple[TrainSta
     return _run(parts, _init(parts, key, hparams), parts.layout.num_log_points)
 
 
-def _empty_window(stat_names: tuple[str, ...]) -> _Window:
+def _empty_window(learner: Learner) -> _Window:
     f32 = jnp.float32(0.0)
     return _Window(
         return_sum=f32,
         length_sum=f32,
         completed=jnp.int32(0),
         exploration=f32,
-        update_sums={name: f32 for name in stat_names},
+        reward_abs_max=f32,
+        update_sums={
+            name: jnp.float32(-jnp.inf) if name in learner.stat_max else f32
+            for name in learner.stat_names
+        },
         num_updates=jnp.int32(0),
     )
 
@@ -349,7 +384,7 @@ def _depend_on_key(state: TrainState, key: jax.Array) -> TrainState:
     return jax.tree.map(lambda x: x if is_prng_key(x) else jnp.where(tie, x, x), state)
 
 
-def _window_metrics(state: TrainState, window: _Window) -> Metrics:
+def _window_metrics(state: TrainState, window: _Window, stat_max: tuple[str, ...]) -> Metrics:
     def mean(total, count):
         return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan).astype(jnp.float32)
 
@@ -361,7 +396,11 @@ def _window_metrics(state: TrainState, window: _Window) -> Metrics:
         "episode_return": mean(window.return_sum, window.completed),
         "episode_length": mean(window.length_sum, window.completed),
         "exploration": window.exploration,
+        "reward_abs_max": window.reward_abs_max,
     }
     for name, total in window.update_sums.items():
-        metrics[name] = mean(total, window.num_updates)
+        if name in stat_max:
+            metrics[name] = jnp.where(window.num_updates > 0, total, jnp.nan)
+        else:
+            metrics[name] = mean(total, window.num_updates)
     return metrics

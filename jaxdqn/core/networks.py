@@ -22,6 +22,12 @@ _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.si
 ACTIVATIONS = tuple(_ACTIVATIONS)
 CONV_NAME = "Conv_0"  # the CNN's convolution
 DUELING_NAME = "DuelingHead_0"  # the dueling head, with Dense children "value", "advantage"
+# A Q-network may sow each dense hidden layer's activations [B, U] under this collection
+# and name, in order from the input; the loop's health signals read them
+# (``apply(params, obs, mutable=[HIDDEN_COLLECTION])``). Networks that do not get NaN
+# dormant-unit and rank signals.
+HIDDEN_COLLECTION = "intermediates"
+HIDDEN_NAME = "hidden"
 
 
 def hidden_name(i: int) -> str:
@@ -55,13 +61,18 @@ class DuelingHead(nn.Module):
         return value + advantage - jnp.mean(advantage, axis=-1, keepdims=True)
 
 
-def _hidden_layers(x: jax.Array, sizes: Sequence[int], activation: str, layer_norm: bool):
+def _hidden_layers(
+    module: nn.Module, x: jax.Array, sizes: Sequence[int], activation: str, layer_norm: bool
+):
     """Dense layers ``[B, F] -> [B, sizes[-1]]``, each optionally layer-normalised before
-    its activation."""
+    its activation. Each layer's activations are sown as ``intermediates/hidden`` (see
+    :data:`HIDDEN_COLLECTION`)."""
     act = _ACTIVATIONS[activation]
     for i, width in enumerate(sizes):
         x = nn.Dense(width, name=hidden_name(i))(x)
         x = act(nn.LayerNorm(name=norm_name(i))(x) if layer_norm else x)
+        if not module.is_initializing():
+            module.sow(HIDDEN_COLLECTION, HIDDEN_NAME, x)
     return x
 
 
@@ -90,7 +101,7 @@ class MLPQNetwork(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.reshape((obs.shape[0], -1)).astype(jnp.float32)
-        x = _hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm)
+        x = _hidden_layers(self, x, self.hidden_sizes, self.activation, self.layer_norm)
         return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
 
 
@@ -117,7 +128,7 @@ class CNNQNetwork(nn.Module):
         act = _ACTIVATIONS[self.activation]
         x = act(nn.Conv(self.channels, (3, 3), strides=1, padding="VALID", name=CONV_NAME)(x))
         x = x.reshape((x.shape[0], -1))
-        x = _hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm)
+        x = _hidden_layers(self, x, self.hidden_sizes, self.activation, self.layer_norm)
         return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
 
 

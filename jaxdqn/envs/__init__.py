@@ -4,8 +4,9 @@ Every environment follows the gymnax >= 1.0 API: ``env.step(key, state, action, 
 returns ``(obs, state, reward, terminated, truncated, info)`` with the automatic reset
 already applied to ``obs`` and the true last observation of an ended episode in
 ``info["final_observation"]``. Ids are every gymnax id plus the project's
-``ChainWalk-v0`` (:data:`ENV_IDS`), and ``suite/Id`` for an env of a JAX suite
-(:mod:`jaxdqn.envs.adapters`: Jumanji, xminigrid, Craftax, PGX, Navix).
+``ChainWalk-v0`` and probes ``Probe-<Name>-v0`` (:data:`ENV_IDS`), and ``suite/Id`` for
+an env of a JAX suite (:mod:`jaxdqn.envs.adapters`: Jumanji, xminigrid, Craftax, PGX,
+Navix).
 
 :func:`bind_env` is the one place an environment is built and inspected. What the rest of
 the library needs to know about it (observation shape and dtype, number of actions, time
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import os
 import re
@@ -38,9 +40,13 @@ from jaxdqn.envs.chain_walk import (
     chain_walk_optimal_q,
 )
 from jaxdqn.envs.contract import EnvSpec, env_spec
+from jaxdqn.envs.probes import PROBE_IDS, ProbeEnv, probe_of
 from jaxdqn.envs.wrappers import BoolObservations, LegacyStepAPI
 
-_PROJECT_ENVS = {CHAIN_WALK_ID: ChainWalk}
+_PROJECT_ENVS = {
+    CHAIN_WALK_ID: ChainWalk,
+    **{env_id: functools.partial(ProbeEnv, probe_of(env_id)) for env_id in PROBE_IDS},
+}
 ENV_IDS: tuple[str, ...] = (*gymnax.registered_envs, *_PROJECT_ENVS)
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``jaxdqn train | eval | plot | export`` (also ``python -m jaxdqn``).
+"""Command line: ``jaxdqn train | eval | doctor | probe | plot | export | list`` (also
+``python -m jaxdqn``).
 
 It parses arguments and prints; the run driver (``jaxdqn.host.driver``) does the work.
 """
@@ -19,10 +20,11 @@ import jax
 
 from jaxdqn import __version__
 from jaxdqn.config import DQNConfig
-from jaxdqn.host import driver
+from jaxdqn.host import doctor, driver
 from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint, usable_cores
 from jaxdqn.host.monitor import Progress
+from jaxdqn.host.probe import PROBE_STEPS, format_results, run_probes
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -53,13 +55,71 @@ def train_command(args: argparse.Namespace) -> int:
             keep_checkpoints=args.keep_checkpoints,
             on_rows=progress.update if args.progress else None,
             on_start=progress.start,
+            stop_on_non_finite=not args.keep_going,
         )
     except KeyboardInterrupt:
         print(_interrupted(run, new_run=args.resume is None), file=sys.stderr)
         return 130
+    except driver.NonFiniteRun as stopped:
+        return _stopped(run, stopped)
     print(format_summary(summary))
-    print(f"run folder: {run.run_dir}")
+    findings = doctor.diagnose_run(run.run_dir)
+    print("doctor: " + "\n        ".join(f.line() for f in findings))
+    print(f"run folder: {run.run_dir}  (details: jaxdqn doctor {run.run_dir})")
     return 0
+
+
+def _stopped(run: driver.Run, stopped: driver.NonFiniteRun) -> int:
+    """Reports a run the guard stopped (exit code 3), with the doctor's findings."""
+    findings = doctor.diagnose_run(run.run_dir)
+    print(f"\njaxdqn: stopped: {stopped}", file=sys.stderr)
+    for finding in findings:
+        print(f"  {finding.line()}", file=sys.stderr)
+    print(
+        f"Details: jaxdqn doctor {run.run_dir}. To train the healthy seeds on regardless: "
+        "--keep-going.",
+        file=sys.stderr,
+    )
+    return 3
+
+
+def probe_command(args: argparse.Namespace) -> int:
+    """``jaxdqn probe``: a configuration's learner on the probe envs; exit code 1 if any
+    probe fails."""
+    try:
+        if args.config is not None and "--env" in args.given_flags:
+            raise ValueError("--config and --env both choose the config; give one.")
+        config = driver.build_config(args.env, None, args.set, [], args.config)
+        print(
+            f"probing the learner of {args.config or args.env}: {args.seeds} seeds x "
+            f"{args.total_timesteps:,} env steps per probe"
+        )
+        results = run_probes(config, seeds=args.seeds, total_timesteps=args.total_timesteps)
+    except (ValueError, OSError) as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    print(format_results(results))
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)} of {len(results)} probes pass.")
+    return 1 if failed else 0
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    """``jaxdqn doctor RUN_DIR``: the findings, with causes and fixes; writes
+    ``diagnosis.json``. Exit code 1 if any finding is an error, 0 otherwise."""
+    try:
+        findings = doctor.diagnose_run(args.run_dir)
+    except (ValueError, OSError) as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    for finding in findings:
+        print(finding.line())
+        if finding.cause:
+            print(f"        cause: {finding.cause}")
+        if finding.fix:
+            print(f"        try:   {finding.fix}")
+    print(f"written: {Path(args.run_dir) / 'diagnosis.json'}")
+    return 1 if any(f.severity == "error" for f in findings) else 0
 
 
 def _start_or_resume(args: argparse.Namespace) -> driver.Run:
@@ -430,6 +490,12 @@ def _add_train_command(commands) -> None:
     train.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress line"
     )
+    train.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="train on when a seed's loss, gradients or parameters go NaN or infinite "
+        "(by default the run stops there, keeping the checkpoints written before)",
+    )
     train.set_defaults(func=train_command)
 
 
@@ -459,6 +525,30 @@ def _add_eval_plot_export_commands(commands) -> None:
         "of the final ones",
     )
     evaluate_cmd.set_defaults(func=eval_command)
+
+    doctor_cmd = commands.add_parser(
+        "doctor",
+        formatter_class=_DefaultsHelp,
+        help="why a run does not train: findings with evidence, causes and fixes",
+    )
+    doctor_cmd.add_argument("run_dir")
+    doctor_cmd.set_defaults(func=doctor_command)
+
+    probe = commands.add_parser(
+        "probe",
+        formatter_class=_DefaultsHelp,
+        help="check a configuration's learner on probe envs with known Q-values",
+    )
+    probe.add_argument("--env", default=_DEFAULTS["env"], help="whose preset to probe")
+    probe.add_argument("--config", metavar="CONFIG_JSON", default=None, help="probe this config")
+    probe.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a field"
+    )
+    probe.add_argument("--seeds", type=_positive, default=4, help="seeds per probe")
+    probe.add_argument(
+        "--total-timesteps", type=_positive, default=PROBE_STEPS, help="env steps per probe"
+    )
+    probe.set_defaults(func=probe_command)
 
     plot = commands.add_parser(
         "plot",

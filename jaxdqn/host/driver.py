@@ -41,6 +41,7 @@ from jaxdqn.host.checkpoint import (
     save_checkpoint,
 )
 from jaxdqn.host.devices import seed_sharding
+from jaxdqn.host.doctor import first_non_finite
 from jaxdqn.host.memory import check_memory
 from jaxdqn.host.monitor import MetricsWriter, run_chunks, truncate_metrics
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
@@ -48,6 +49,33 @@ from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
 # Evaluation keys: seed s is evaluated with fold_in(key(s), EVAL_SEED), at the end of
 # training and by default in `jaxdqn eval`, so both report the same episodes.
 EVAL_SEED = 1
+
+
+class NonFiniteRun(RuntimeError):
+    """Training stopped at a chunk boundary because a seed's loss, gradients or parameters
+    went NaN or infinite (:func:`jaxdqn.host.doctor.first_non_finite`).
+
+    Attributes:
+      found: ``(seed, env_step, signal)`` for each affected seed.
+      last_checkpoint: env steps of the newest checkpoint kept (written before it
+        happened), or ``None`` if there is none.
+    """
+
+    def __init__(self, found: list[tuple[int, int, str]], last_checkpoint: int | None):
+        self.found = found
+        self.last_checkpoint = last_checkpoint
+        seed, step, signal = found[0]
+        seeds = ", ".join(str(s) for s, _, _ in found)
+        kept = (
+            f"the last checkpoint, at {last_checkpoint:,} env steps, was written before it"
+            if last_checkpoint is not None
+            else "no checkpoint was written before it"
+        )
+        super().__init__(
+            f"seed {seed}: {signal} went NaN or infinite by env step {step:,} "
+            f"(seeds affected: {seeds}); {kept}."
+        )
+
 
 _FIELD_TYPES = typing.get_type_hints(DQNConfig)
 
@@ -385,6 +413,7 @@ def fit(
     keep_checkpoints: int = 2,
     on_rows: Callable[[dict[str, np.ndarray]], None] | None = None,
     on_start: Callable[[], None] | None = None,
+    stop_on_non_finite: bool = True,
 ) -> dict[str, Any]:
     """Trains a run to its end, then evaluates it and writes ``params.npz`` and
     ``summary.json``.
@@ -396,7 +425,13 @@ def fit(
     the program is compiled, before the first chunk. A ``KeyboardInterrupt`` leaves the
     rows and checkpoints written so far; :func:`resume_run` continues.
 
+    With ``stop_on_non_finite`` (the guard), a chunk whose rows show a seed's loss,
+    gradients or parameters NaN or infinite ends training: its rows are written, no
+    checkpoint is taken of it (older ones are kept) and :class:`NonFiniteRun` is raised.
+    Without it, every seed trains on and the NaN seeds are reported by the doctor.
+
     Raises:
+      NonFiniteRun: the guard stopped the run.
       ValueError: naming the argument, for ``eval_episodes`` or ``keep_checkpoints``
         below 1 or ``checkpoint_every`` below 0 (before anything is compiled).
 
@@ -416,7 +451,9 @@ def fit(
     start = time.perf_counter()
     if on_start is not None:
         on_start()
-    state = _train_chunks(run, chunk, state, checkpoint_every, keep_checkpoints, on_rows)
+    state = _train_chunks(
+        run, chunk, state, checkpoint_every, keep_checkpoints, on_rows, stop_on_non_finite
+    )
     return _finish(run, state, eval_episodes, compile_s, time.perf_counter() - start)
 
 
@@ -427,8 +464,10 @@ def _train_chunks(
     checkpoint_every: int,
     keep_checkpoints: int,
     on_rows: Callable[[dict[str, np.ndarray]], None] | None,
+    stop_on_non_finite: bool,
 ) -> TrainState:
-    """The remaining log points, one compiled chunk each, with metric rows and checkpoints."""
+    """The remaining log points, one compiled chunk each, with metric rows and checkpoints;
+    the guard stops at the first chunk with a non-finite seed."""
     config, interval = run.config, run.config.resolved_log_interval()
     first = run.start_steps // interval
     writer = MetricsWriter(run.run_dir, run.seeds, run.trainer.metric_names)
@@ -437,6 +476,10 @@ def _train_chunks(
         writer.write(metrics)
         if on_rows is not None:
             on_rows(metrics)
+        found = first_non_finite(metrics, run.seeds) if stop_on_non_finite else []
+        if found:
+            kept = checkpoint_steps(run.checkpoints)
+            raise NonFiniteRun(found, kept[-1] if kept else None)
 
     def checkpoint(index: int, state: TrainState) -> None:
         save_checkpoint(

@@ -1,0 +1,119 @@
+"""``jaxdqn probe``: a configuration's learner on the probe environments, whose exact
+Q-values are known (:mod:`jaxdqn.envs.probes`).
+
+:func:`run_probes` keeps everything that makes up the learner (network, optimizer, loss,
+target network, n-step returns, replay, exploration) and swaps the environment for each
+probe, with the schedules scaled to a short budget. A probe passes when every seed's
+learned Q-table is within ``tolerance`` of the exact one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from jaxdqn.config import DQNConfig
+from jaxdqn.core.types import check_int
+from jaxdqn.dqn import build, make_train
+from jaxdqn.envs.probes import PROBE_IDS, probe_observations, probe_of, probe_q_star
+
+PROBE_STEPS = 10_000  # env steps per probe run
+TOLERANCE = 0.1  # largest |Q - Q*| that passes; every |Q*| of a probe is at most 1
+
+
+class ProbeResult(NamedTuple):
+    """What one probe found."""
+
+    env_id: str
+    exact: np.ndarray  # [S, A]: Q*
+    learned: np.ndarray  # [S, A]: the Q-table of the worst seed
+    error: float  # the worst seed's max |Q - Q*|
+    passed: bool
+    checks: str  # the part of a learner a failure points to
+
+
+def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNConfig:
+    """``config`` on the probe ``env_id``: the same learner, the schedules scaled to
+    ``total_timesteps``, an MLP where it had a CNN (probes observe one number), no
+    env params of its own env, and no mid-run log points beyond the automatic ones."""
+    network = "mlp" if config.network == "cnn" else config.network
+    moved = dataclasses.replace(
+        config, env_id=env_id, env_params=(), network=network, log_interval=None
+    )
+    return moved.with_budget(total_timesteps)
+
+
+def run_probes(
+    config: DQNConfig,
+    *,
+    seeds: int = 4,
+    total_timesteps: int = PROBE_STEPS,
+    tolerance: float = TOLERANCE,
+    env_ids: tuple[str, ...] = PROBE_IDS,
+) -> list[ProbeResult]:
+    """Trains ``config``'s learner on each probe (``seeds`` seeds vmapped, keys
+    ``split(key(0), seeds)``) and compares the learned Q-tables with the exact ones.
+
+    Args:
+      config: any :class:`jaxdqn.DQNConfig` (its env is ignored).
+      seeds: seeds per probe.
+      total_timesteps: env steps of each probe run.
+      tolerance: the largest ``|Q - Q*|`` that passes.
+      env_ids: the probes to run, ids from :data:`jaxdqn.envs.probes.PROBE_IDS`.
+
+    Returns:
+      One :class:`ProbeResult` per probe, in order.
+
+    Raises:
+      ValueError: naming the argument, for a bad count, tolerance or probe id, or a
+        config whose fields do not fit a probe's short run (before compiling).
+    """
+    check_int("seeds", seeds)
+    check_int("total_timesteps", total_timesteps)
+    if not tolerance > 0:
+        raise ValueError(f"tolerance={tolerance!r} is invalid: must be > 0.")
+    unknown = [e for e in env_ids if e not in PROBE_IDS]
+    if unknown:
+        raise ValueError(f"env_ids {unknown} are not probes; known: {', '.join(PROBE_IDS)}.")
+    configs = [probe_config(config, e, total_timesteps) for e in env_ids]
+    keys = jax.random.split(jax.random.key(0), seeds)
+    return [_probe(c, keys, tolerance) for c in configs]
+
+
+def _probe(config: DQNConfig, keys: jax.Array, tolerance: float) -> ProbeResult:
+    states, _ = jax.jit(jax.vmap(make_train(config)))(keys)
+    probe = probe_of(config.env_id)
+    network = build(config).q_network
+    tables = jax.vmap(lambda p: network.apply(p, probe_observations(probe)))(states.params)
+    tables = np.asarray(tables, np.float64)  # [seeds, S, A]
+    exact = probe_q_star(probe, config.gamma)
+    errors = np.abs(tables - exact).max(axis=(1, 2))
+    worst = int(np.nanargmax(errors)) if np.isfinite(errors).any() else 0
+    error = float(errors[worst]) if np.isfinite(errors).all() else float("inf")
+    return ProbeResult(
+        env_id=config.env_id,
+        exact=exact,
+        learned=tables[worst],
+        error=error,
+        passed=error <= tolerance,
+        checks=probe.checks,
+    )
+
+
+def format_results(results: list[ProbeResult]) -> str:
+    """The results as a table: probe, exact Q, learned Q (worst seed), error, verdict."""
+    lines = [f"{'probe':<28} {'exact Q':<22} {'learned Q (worst seed)':<24} {'error':>7}  result"]
+    for r in results:
+        exact = _table(r.exact)
+        learned = _table(r.learned)
+        verdict = "pass" if r.passed else f"FAIL: check {r.checks}"
+        lines.append(f"{r.env_id:<28} {exact:<22} {learned:<24} {r.error:>7.3f}  {verdict}")
+    return "\n".join(lines)
+
+
+def _table(q: np.ndarray) -> str:
+    """``[S, A]`` as ``s0:(a0,a1) s1:(...)``, two decimals."""
+    return " ".join("(" + ",".join(f"{v:.2f}" for v in row) + ")" for row in q)

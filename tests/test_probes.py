@@ -1,0 +1,82 @@
+"""The probe environments (jaxdqn.envs.probes) and ``jaxdqn probe``: exact Q-values by
+hand, the envs' steps, a learner that passes every probe and faults that fail theirs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdqn
+from jaxdqn.envs.probes import PROBE_IDS, PROBES, ProbeEnv, ProbeState, probe_q_star
+from jaxdqn.host import cli
+from jaxdqn.host.probe import run_probes
+
+GAMMA = 0.9
+# Q* by hand: one-step probes are their rewards; two-step ones discount the second step.
+HAND_Q = {
+    "ConstantValue": [[1.0]],
+    "ObservationValue": [[1.0], [-1.0]],
+    "TwoStepDiscount": [[GAMMA], [1.0]],
+    "ActionReward": [[-1.0, 1.0]],
+    "ActionObservation": [[-1.0, 1.0], [1.0, -1.0]],
+    "TimeLimit": [[GAMMA], [1.0]],
+    "NextMax": [[GAMMA, GAMMA], [0.0, 1.0]],
+}
+
+
+@pytest.mark.parametrize("name", list(PROBES))
+def test_exact_q_matches_hand_values(name):
+    np.testing.assert_allclose(probe_q_star(PROBES[name], GAMMA), HAND_Q[name])
+
+
+def test_every_probe_binds_and_is_listed():
+    assert set(PROBE_IDS) <= set(jaxdqn.ENV_IDS)
+    for env_id in PROBE_IDS:
+        spec = jaxdqn.bind_env(env_id).spec
+        assert spec.obs_shape == (1,)
+        assert spec.num_actions == len(PROBES[env_id.split("-")[1]].reward[0])
+
+
+def step(env: ProbeEnv, position: int, action: int):
+    state = ProbeState(position=jnp.int32(position), time=jnp.int32(0))
+    return jax.jit(env.step)(jax.random.key(0), state, action, env.default_params)
+
+
+def test_time_limit_probe_truncates_into_a_state_worth_one():
+    env = ProbeEnv("TimeLimit")
+    obs, _, reward, terminated, truncated, info = step(env, 0, 0)
+    assert not bool(terminated) and bool(truncated) and float(reward) == 0.0
+    assert float(info["final_observation"][0]) == 1.0  # the state whose value is 1
+    _, _, reward, terminated, _, _ = step(env, 1, 0)
+    assert bool(terminated) and float(reward) == 1.0
+
+
+def test_next_max_probe_moves_then_pays_for_one_action():
+    env = ProbeEnv("NextMax")
+    for action in (0, 1):
+        _, _, reward, terminated, truncated, info = step(env, 0, action)
+        assert not bool(terminated | truncated) and float(reward) == 0.0
+        assert float(info["final_observation"][0]) == 1.0
+    assert [float(step(env, 1, a)[2]) for a in (0, 1)] == [0.0, 1.0]
+
+
+def test_starts_follow_the_start_distribution():
+    env = ProbeEnv("ObservationValue")
+    keys = jax.random.split(jax.random.key(1), 400)
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(keys, env.default_params)
+    share = float(jnp.mean(obs[:, 0] > 0))
+    assert 0.4 < share < 0.6
+    next_max = ProbeEnv("NextMax")  # always starts in state 0 (observation 0)
+    obs, _ = jax.vmap(next_max.reset, in_axes=(0, None))(keys, next_max.default_params)
+    assert np.all(np.asarray(obs) == 0.0)
+
+
+def test_run_probes_refuses_bad_arguments_before_compiling():
+    with pytest.raises(ValueError, match="tolerance=0"):
+        run_probes(jaxdqn.DQNConfig(), tolerance=0)
+    with pytest.raises(ValueError, match="not probes"):
+        run_probes(jaxdqn.DQNConfig(), env_ids=("CartPole-v1",))
