@@ -48,7 +48,7 @@ def step(env: ProbeEnv, position: int, action: int):
 
 def test_time_limit_probe_truncates_into_a_state_worth_one():
     env = ProbeEnv("TimeLimit")
-    obs, _, reward, terminated, truncated, info = step(env, 0, 0)
+    _, _, reward, terminated, truncated, info = step(env, 0, 0)
     assert not bool(terminated) and bool(truncated) and float(reward) == 0.0
     assert float(info["final_observation"][0]) == 1.0  # the state whose value is 1
     _, _, reward, terminated, _, _ = step(env, 1, 0)
@@ -70,9 +70,9 @@ def test_starts_follow_the_start_distribution():
     obs, _ = jax.vmap(env.reset, in_axes=(0, None))(keys, env.default_params)
     share = float(jnp.mean(obs[:, 0] > 0))
     assert 0.4 < share < 0.6
-    next_max = ProbeEnv("NextMax")  # always starts in state 0 (observation 0)
+    next_max = ProbeEnv("NextMax")  # always starts in state 0 (observation -1)
     obs, _ = jax.vmap(next_max.reset, in_axes=(0, None))(keys, next_max.default_params)
-    assert np.all(np.asarray(obs) == 0.0)
+    assert np.all(np.asarray(obs) == -1.0)
 
 
 def test_run_probes_refuses_bad_arguments_before_compiling():
@@ -80,3 +80,21 @@ def test_run_probes_refuses_bad_arguments_before_compiling():
         run_probes(jaxdqn.DQNConfig(), tolerance=0)
     with pytest.raises(ValueError, match="not probes"):
         run_probes(jaxdqn.DQNConfig(), env_ids=("CartPole-v1",))
+
+
+def test_cli_probe_passes_a_preset_learner(capsys):
+    code = cli.main(["probe", "--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "4000"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "7 of 7 probes pass." in out
+    for env_id in PROBE_IDS:
+        assert env_id in out
+
+
+def test_truncation_stored_as_terminal_fails_the_time_limit_probe_by_name():
+    config = dataclasses.replace(jaxdqn.get_preset("ChainWalk-v0"), truncation_is_terminal=True)
+    (result,) = run_probes(config, seeds=2, total_timesteps=4_000, env_ids=("Probe-TimeLimit-v0",))
+    assert not result.passed
+    assert "time-limit truncation" in result.checks
+    # It learned the value of a terminal cut, 0, where the exact value is gamma.
+    assert abs(result.learned[0, 0]) < 0.1 and result.exact[0, 0] == pytest.approx(0.99)

@@ -28,7 +28,9 @@ class Probe(NamedTuple):
     """One probe MDP: ``S`` states, ``A`` actions."""
 
     name: str
-    observations: tuple[float, ...]  # [S]: each state's observation (shape (1,))
+    # [S]: each state's observation (shape (1,)); never 0, which a layer-normalised
+    # network maps to the same features whatever its weights
+    observations: tuple[float, ...]
     start: tuple[float, ...]  # [S]: probability of starting in each state
     next_state: tuple[tuple[int, ...], ...]  # [S][A]: the next state, END if terminating
     reward: tuple[tuple[float, ...], ...]  # [S][A]
@@ -40,7 +42,7 @@ PROBES: dict[str, Probe] = {
     p.name: p
     for p in (
         Probe(
-            "ConstantValue", (0.0,), (1.0,), ((END,),), ((1.0,),), 2,
+            "ConstantValue", (1.0,), (1.0,), ((END,),), ((1.0,),), 2,
             "fitting a constant: the learning rate, optimizer or loss scale",
         ),
         Probe(
@@ -48,11 +50,11 @@ PROBES: dict[str, Probe] = {
             "reading the observation: the network's input",
         ),
         Probe(
-            "TwoStepDiscount", (0.0, 1.0), (1.0, 0.0), ((1,), (END,)), ((0.0,), (1.0,)), 3,
+            "TwoStepDiscount", (-1.0, 1.0), (1.0, 0.0), ((1,), (END,)), ((0.0,), (1.0,)), 3,
             "bootstrapping and discounting: gamma, the target network, n-step returns",
         ),
         Probe(
-            "ActionReward", (0.0,), (1.0,), ((END, END),), ((-1.0, 1.0),), 2,
+            "ActionReward", (1.0,), (1.0,), ((END, END),), ((-1.0, 1.0),), 2,
             "the Q-value of the action taken (action indexing in the loss)",
         ),
         Probe(
@@ -61,11 +63,11 @@ PROBES: dict[str, Probe] = {
             "actions that depend on the observation: the network's capacity and head",
         ),
         Probe(
-            "TimeLimit", (0.0, 1.0), (0.5, 0.5), ((1,), (END,)), ((0.0,), (1.0,)), 1,
+            "TimeLimit", (-1.0, 1.0), (0.5, 0.5), ((1,), (END,)), ((0.0,), (1.0,)), 1,
             "bootstrapping through a time-limit truncation (truncation stored as terminal)",
         ),
         Probe(
-            "NextMax", (0.0, 1.0), (1.0, 0.0), ((1, 1), (END, END)), ((0.0, 0.0), (0.0, 1.0)), 3,
+            "NextMax", (-1.0, 1.0), (1.0, 0.0), ((1, 1), (END, END)), ((0.0, 0.0), (0.0, 1.0)), 3,
             "the max over next actions in the Bellman target",
         ),
     )
