@@ -56,6 +56,34 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def interleaved_times(modes: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list]:
+    """Seconds of each mode's call, ``repeats`` rounds of every mode in turn (ABCABC...),
+    so slow phases of a shared machine fall on every mode alike."""
+    times = {name: [] for name in modes}
+    for _ in range(repeats):
+        for name, fn in modes.items():
+            times[name].append(timed(fn))
+    return times
+
+
+def overhead_rows(
+    times: dict[str, list[float]], base: str, steps: int, label: str
+) -> list[dict[str, Any]]:
+    """One row per mode: median seconds, env steps per second and the overhead (%) of
+    its median over ``base``'s; the mode's name under ``label``."""
+    base_s = median(times[base])
+    return [
+        {
+            label: name,
+            "median_s": median(t),
+            "env_steps_per_s": steps / median(t),
+            "overhead_pct": 100 * (median(t) / base_s - 1),
+            "all_s": " ".join(f"{x:.2f}" for x in t),
+        }
+        for name, t in times.items()
+    ]
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> None:
     """Prints ``rows`` with ``columns`` given as (key, header, format spec)."""
     cells = [

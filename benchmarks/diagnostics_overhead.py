@@ -16,9 +16,15 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from common import median, print_table, timed, write_results
+from common import interleaved_times, overhead_rows, print_table, write_results
 
 import jaxdqn
+
+
+def same_params(a, b) -> bool:
+    """Whether two parameter pytrees are bit-identical."""
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return all(np.array_equal(x, y) for x, y in pairs)
 
 
 def main() -> None:
@@ -42,27 +48,11 @@ def main() -> None:
         name: jax.jit(jax.vmap(jaxdqn.make_train(c))).lower(keys).compile()
         for name, c in configs.items()
     }
-    params = {name: program(keys)[0].params for name, program in programs.items()}
-    same = all(
-        np.array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(params["on"]), jax.tree.leaves(params["off"]), strict=True)
+    same = same_params(*(program(keys)[0].params for program in programs.values()))
+    times = interleaved_times(
+        {name: (lambda p=p: p(keys)) for name, p in programs.items()}, args.repeats
     )
-    times = {name: [] for name in programs}
-    for _ in range(args.repeats):
-        for name, program in programs.items():
-            times[name].append(timed(lambda program=program: program(keys)))
-    base = median(times["off"])
-    steps = config.total_timesteps * args.seeds
-    rows = [
-        {
-            "diagnostics": name,
-            "median_s": median(t),
-            "env_steps_per_s": steps / median(t),
-            "overhead_pct": 100 * (median(t) / base - 1),
-            "all_s": " ".join(f"{x:.2f}" for x in t),
-        }
-        for name, t in times.items()
-    ]
+    rows = overhead_rows(times, "off", config.total_timesteps * args.seeds, "diagnostics")
     print(
         f"{config.env_id}, {args.seeds} seeds x {config.total_timesteps:,} env steps, "
         f"{config.num_log_points()} log windows, {args.repeats} repeats, device "

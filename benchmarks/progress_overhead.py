@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import jax
-from common import median, print_table, timed, write_results
+from common import interleaved_times, overhead_rows, print_table, write_results
 
 import jaxdqn
 from jaxdqn.host.checkpoint import save_checkpoint
@@ -87,22 +87,8 @@ def main() -> None:
         "chunked": lambda: chunked(0),
         "chunked+ckpt": lambda: chunked(10),
     }
-    times = {name: [] for name in modes}
-    for _ in range(args.repeats):
-        for name, fn in modes.items():
-            times[name].append(timed(fn))
-    base = median(times["whole"])
-    steps = config.total_timesteps * args.seeds
-    rows = [
-        {
-            "mode": name,
-            "median_s": median(t),
-            "env_steps_per_s": steps / median(t),
-            "overhead_pct": 100 * (median(t) / base - 1),
-            "all_s": " ".join(f"{x:.2f}" for x in t),
-        }
-        for name, t in times.items()
-    ]
+    times = interleaved_times(modes, args.repeats)
+    rows = overhead_rows(times, "whole", config.total_timesteps * args.seeds, "mode")
     print(
         f"{config.env_id}, {args.seeds} seeds x {config.total_timesteps:,} env steps, "
         f"{points} chunks, {args.repeats} repeats, device {jax.devices()[0].device_kind}"

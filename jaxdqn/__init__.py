@@ -16,7 +16,7 @@ from jaxdqn.core.loop import Trainer, TrainState
 from jaxdqn.core.networks import make_q_network
 from jaxdqn.core.replay import Replay, ReplayState, make_replay
 from jaxdqn.core.types import Batch, Transition
-from jaxdqn.dqn import Components, build, evaluate, make_train, make_trainer
+from jaxdqn.dqn import Components, build, estimate_values, evaluate, make_train, make_trainer
 from jaxdqn.envs import ENV_IDS, BoundEnv, EnvSpec, bind_env, make_env
 from jaxdqn.host.devices import seed_sharding
 from jaxdqn.host.doctor import Finding, diagnose, diagnose_run
@@ -47,6 +47,7 @@ __all__ = [
     "build",
     "diagnose",
     "diagnose_run",
+    "estimate_values",
     "evaluate",
     "exploration",
     "get_preset",

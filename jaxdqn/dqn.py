@@ -17,7 +17,7 @@ import jax
 
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.actor import Actor, make_actor
-from jaxdqn.core.evaluation import evaluate_policy
+from jaxdqn.core.evaluation import EpisodeValues, evaluate_policy, evaluate_values
 from jaxdqn.core.learner import Learner, make_learner, make_optimizer
 from jaxdqn.core.loop import LoopLayout, Metrics, Trainer, TrainState, make_loop
 from jaxdqn.core.networks import make_q_network
@@ -220,3 +220,34 @@ def evaluate(
     epsilon = config.eval_epsilon if epsilon is None else epsilon
     q_network = q_network_for(config, bound.spec)
     return evaluate_policy(bound, q_network, params, key, num_episodes, epsilon)
+
+
+def estimate_values(
+    config: DQNConfig,
+    params: Any,
+    key: jax.Array,
+    num_episodes: int,
+    epsilon: float | None = None,
+    *,
+    env: Any = None,
+    env_params: Any = None,
+) -> EpisodeValues:
+    """Q(s_0, a_0) against the discounted return then obtained, over ``num_episodes``
+    episodes with the env's time limit lifted (:func:`jaxdqn.core.evaluation.evaluate_values`);
+    ``mean(q_first - discounted)`` is the overestimation of van Hasselt et al. (2016).
+
+    Args:
+      config: the :class:`jaxdqn.DQNConfig` the params were trained with (its ``gamma``).
+      params: Q-network parameters of one seed.
+      key: PRNG key.
+      num_episodes: static positive int.
+      epsilon: ε of the policy; ``None`` uses ``config.eval_epsilon``.
+      env, env_params: the environment, as for :func:`build`.
+
+    Returns:
+      :class:`jaxdqn.core.evaluation.EpisodeValues`, leaves float32 ``[num_episodes]``.
+    """
+    bound = bind_config_env(config, env, env_params)
+    epsilon = config.eval_epsilon if epsilon is None else epsilon
+    q_network = q_network_for(config, bound.spec)
+    return evaluate_values(bound, q_network, params, key, num_episodes, config.gamma, epsilon)

@@ -25,6 +25,15 @@ import jaxdqn
 from jaxdqn.host import cli
 from jaxdqn.host.checkpoint import checkpoint_path
 
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def readme_block(after: str, language: str) -> str:
+    """The first ``language`` code block of the README after the text ``after``."""
+    start = README.index(f"```{language}\n", README.index(after)) + len(language) + 4
+    return README[start : README.index("```", start)]
+
+
 # A few hundred env steps of ChainWalk-v0: compiles in seconds, runs in milliseconds.
 TINY_CHAIN = jaxdqn.DQNConfig(
     env_id="ChainWalk-v0",

@@ -9,7 +9,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_ARGS, TINY_CHAIN, jitted_train
+from conftest import TINY_ARGS, TINY_CHAIN, jitted_train, readme_block
 
 import jaxdqn
 from jaxdqn.host import cli
@@ -114,6 +114,13 @@ def test_doctor_on_a_finished_run_writes_its_diagnosis(tiny_run, capsys):
     assert cli.main(["doctor", str(run_dir / "nothing")]) == 2
 
 
+def test_readme_diagnose_snippet_runs_as_written(capsys):
+    snippet = readme_block("From Python, the same checks read the", "python")
+    exec(compile(snippet, "README", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.split()[1] in jaxdqn.host.doctor.CODES for line in lines)
+
+
 # ---- The checks on hand-made rows: each fires on its pattern and not without it. ----
 
 
@@ -152,6 +159,14 @@ def test_soft_divergence_uses_the_reward_bound():
     # Rewards of 10 raise the bound to 1,000: the same Q is no longer too large.
     big = rows(q_abs_max=q, reward_abs_max=np.full((2, 10), 10.0))
     assert "soft_divergence" not in codes(jaxdqn.diagnose(CONFIG, big))
+
+
+def test_overestimation_compares_q_with_the_return_obtained():
+    gap, obtained = np.array([5.0, 60.0]), np.array([90.0, 90.0])
+    found = jaxdqn.diagnose(CONFIG, rows(), value_gap=gap, value_return=obtained)
+    (finding,) = found
+    assert finding.code == "overestimation" and finding.seeds == (1,)
+    assert "60 above the discounted return" in finding.evidence
 
 
 def test_non_finite_names_the_first_signal_and_step():

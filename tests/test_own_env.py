@@ -8,28 +8,18 @@ import dataclasses
 import json
 import sys
 import types
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_ARGS, TINY_CHAIN, assert_resume_is_exact
+from conftest import TINY_ARGS, TINY_CHAIN, assert_resume_is_exact, readme_block
 from gymnax.environments import spaces
 from gymnax.wrappers.purerl import GymnaxWrapper
 
 import jaxdqn
 from jaxdqn.envs import ChainWalk, LegacyStepAPI
 from jaxdqn.host import cli
-
-README = (Path(__file__).parents[1] / "README.md").read_text()
-
-
-def readme_block(after: str, language: str) -> str:
-    """The first ``language`` code block of the README after the text ``after``."""
-    start = README.index(f"```{language}\n", README.index(after)) + len(language) + 4
-    return README[start : README.index("```", start)]
-
 
 CORRIDOR = readme_block("`corridor_env.py`:", "python")  # the README's own example env
 corridor_module = types.ModuleType("readme_corridor")  # a module, as dataclasses need one

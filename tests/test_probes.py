@@ -98,3 +98,30 @@ def test_truncation_stored_as_terminal_fails_the_time_limit_probe_by_name():
     assert "time-limit truncation" in result.checks
     # It learned the value of a terminal cut, 0, where the exact value is gamma.
     assert abs(result.learned[0, 0]) < 0.1 and result.exact[0, 0] == pytest.approx(0.99)
+
+
+def test_evaluate_values_against_hand_computed_discounted_returns():
+    from jaxdqn.core.evaluation import evaluate_values, value_horizon
+
+    assert value_horizon(0.99) == 459 and 0.99**459 <= 0.01 < 0.99**458
+    gamma = 0.9
+    for name, expected in (("TwoStepDiscount", {gamma}), ("TimeLimit", {gamma, 1.0})):
+        bound = jaxdqn.bind_env(f"Probe-{name}-v0")
+        network = jaxdqn.make_q_network(bound.spec, network="mlp", hidden_sizes=(4,))
+        params = network.init(jax.random.key(0), jnp.zeros((1, 1)))
+
+        def values(p, k, bound=bound, network=network):
+            return evaluate_values(bound, network, p, k, 16, gamma)
+
+        keys = jax.random.split(jax.random.key(1), 2)
+        both = jax.jit(jax.vmap(values, in_axes=(None, 0)))(params, keys)
+        for got in (values(params, keys[0]), jax.tree.map(lambda x: x[0], both)):
+            # TimeLimit's state 0 is cut after 1 step; lifted, it reaches state 1 and pays
+            # 1 a step later: gamma. Started in state 1 it pays 1 at once.
+            discounted = np.asarray(got.discounted, np.float64)
+            assert all(np.isclose(v, sorted(expected), rtol=1e-6).any() for v in discounted)
+            q = network.apply(params, jnp.array([[-1.0], [1.0]]))[:, 0]
+            first = np.where(np.isclose(got.discounted, gamma), q[0], q[1])
+            np.testing.assert_allclose(got.q_first, first, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"gamma=1\.0 is invalid"):
+        value_horizon(1.0)

@@ -1,8 +1,11 @@
-"""Greedy (or small-ε) evaluation of a Q-network over vmapped episodes."""
+"""Greedy (or small-ε) evaluation of a Q-network over vmapped episodes: the returns it
+gets (:func:`evaluate_policy`) and how its Q-values compare with them
+(:func:`evaluate_values`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -45,19 +48,99 @@ def evaluate_policy(
         time limit (an episode could run forever).
     """
     check_int("num_episodes", num_episodes)
-    if not 0.0 <= float(epsilon) <= 1.0:
-        raise ValueError(f"epsilon={epsilon!r} is invalid: must be in [0, 1].")
     limit = bound.spec.max_episode_steps
     if limit is None:
         raise ValueError(
             f"env {bound.name!r} has no time limit (max_steps_in_episode): evaluation needs "
             "one to know when every episode has ended."
         )
+    returns, _, _ = _play(bound, q_network, params, key, num_episodes, epsilon, 1.0, limit)
+    return returns
+
+
+class EpisodeValues(NamedTuple):
+    """What the Q-network predicted at the start of each evaluation episode, and what the
+    episode then paid."""
+
+    q_first: jax.Array  # [N] float32: Q(s_0, a_0) of the first action played
+    discounted: jax.Array  # [N] float32: sum_t γ^t r_t of the episode
+
+
+def value_horizon(gamma: float, tail: float = 0.01) -> int:
+    """Steps ``H`` after which ``γ^H <= tail``: a discounted return summed over ``H`` steps
+    misses at most ``tail`` of ``r_max / (1 - γ)``."""
+    if not 0.0 <= gamma < 1.0:
+        raise ValueError(f"gamma={gamma!r} is invalid: must be in [0, 1) for a value horizon.")
+    return 1 if gamma == 0.0 else max(1, math.ceil(math.log(tail) / math.log(gamma)))
+
+
+def evaluate_values(
+    bound: BoundEnv,
+    q_network: nn.Module,
+    params: Any,
+    key: jax.Array,
+    num_episodes: int,
+    gamma: float,
+    epsilon: float = 0.0,
+) -> EpisodeValues:
+    """Q(s_0, a_0) against the discounted return the policy then obtains (van Hasselt et
+    al. 2016's overestimation), over ``num_episodes`` fresh episodes.
+
+    A Q-network that bootstraps through time limits estimates the value of playing on past
+    them, so the env's time limit is lifted to :func:`value_horizon` steps: the return then
+    misses at most 1% of ``r_max / (1 - γ)``.
+
+    Args:
+      bound: the environment; its params must have ``max_steps_in_episode``.
+      q_network, params: the Q-network and one seed's parameters.
+      key: PRNG key.
+      num_episodes: static positive int.
+      gamma: the discount Q was trained with, in [0, 1).
+      epsilon: ε of the ε-greedy policy.
+
+    Returns:
+      :class:`EpisodeValues` with leaves ``[num_episodes]``.
+
+    Raises:
+      ValueError: a bad count, ε or γ, or an env whose time limit cannot be lifted.
+    """
+    check_int("num_episodes", num_episodes)
+    horizon = value_horizon(gamma)
+    if not hasattr(bound.params, "max_steps_in_episode"):
+        raise ValueError(
+            f"env {bound.name!r}: its params have no max_steps_in_episode to lift to "
+            f"{horizon} steps, so the discounted return of an episode cannot be measured."
+        )
+    lifted = bound._replace(
+        params=bound.params.replace(max_steps_in_episode=horizon),
+        spec=bound.spec._replace(max_episode_steps=horizon),
+    )
+    _, discounted, q_first = _play(
+        lifted, q_network, params, key, num_episodes, epsilon, gamma, horizon
+    )
+    return EpisodeValues(q_first=q_first, discounted=discounted)
+
+
+def _play(
+    bound: BoundEnv,
+    q_network: nn.Module,
+    params: Any,
+    key: jax.Array,
+    num_episodes: int,
+    epsilon: float,
+    gamma: float,
+    steps: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``num_episodes`` episodes of at most ``steps`` steps: their returns, discounted
+    returns and the Q-value of each first action, float32 ``[num_episodes]`` each."""
+    if not 0.0 <= float(epsilon) <= 1.0:
+        raise ValueError(f"epsilon={epsilon!r} is invalid: must be in [0, 1].")
     key_reset, key_run = jax.random.split(key)
     obs, env_state = reset_envs(bound, key_reset, num_episodes)
 
-    def step(carry, key):
-        obs, env_state, returns, running = carry
+    def step(carry, inputs):
+        obs, env_state, returns, discounted, q_first, running = carry
+        key, t = inputs
         key_act, key_step = jax.random.split(key)
         q_values = q_network.apply(params, obs)
         actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None, 0))(
@@ -66,13 +149,18 @@ def evaluate_policy(
             epsilon,
             legal_actions(bound, env_state),  # None (every action legal) maps to None
         )
+        taken = jnp.take_along_axis(q_values, actions[:, None], axis=1)[:, 0]
+        q_first = jnp.where(t == 0, taken, q_first)
         obs, env_state, reward, terminated, truncated, _ = step_envs(
             bound, key_step, env_state, actions
         )
         returns = returns + jnp.where(running, reward, 0.0)
+        discounted = discounted + jnp.where(running, reward * gamma**t, 0.0)
         running = running & ~(terminated.astype(bool) | truncated.astype(bool))
-        return (obs, env_state, returns, running), None
+        return (obs, env_state, returns, discounted, q_first, running), None
 
-    carry = (obs, env_state, jnp.zeros(num_episodes, jnp.float32), jnp.ones(num_episodes, bool))
-    (_, _, returns, _), _ = jax.lax.scan(step, carry, jax.random.split(key_run, limit))
-    return returns
+    zeros = jnp.zeros(num_episodes, jnp.float32)
+    carry = (obs, env_state, zeros, zeros, zeros, jnp.ones(num_episodes, bool))
+    inputs = (jax.random.split(key_run, steps), jnp.arange(steps, dtype=jnp.float32))
+    (_, _, returns, discounted, q_first, _), _ = jax.lax.scan(step, carry, inputs)
+    return returns, discounted, q_first

@@ -414,7 +414,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The ``jaxdqn`` parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog="jaxdqn",
-        description="Deep Q-Learning in JAX: train, evaluate, plot and export runs.",
+        description="Deep Q-Learning in JAX: train, diagnose, probe, evaluate, plot, export.",
         formatter_class=_DefaultsHelp,
     )
     parser.add_argument(
@@ -422,6 +422,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_command(commands)
+    _add_doctor_probe_commands(commands)
     _add_eval_plot_export_commands(commands)
     listing = commands.add_parser(
         "list", formatter_class=_DefaultsHelp, help="list presets, env ids or config fields"
@@ -499,6 +500,32 @@ def _add_train_command(commands) -> None:
     train.set_defaults(func=train_command)
 
 
+def _add_doctor_probe_commands(commands) -> None:
+    doctor_cmd = commands.add_parser(
+        "doctor",
+        formatter_class=_DefaultsHelp,
+        help="why a run does not train: findings with evidence, causes and fixes",
+    )
+    doctor_cmd.add_argument("run_dir")
+    doctor_cmd.set_defaults(func=doctor_command)
+
+    probe = commands.add_parser(
+        "probe",
+        formatter_class=_DefaultsHelp,
+        help="check a configuration's learner on probe envs with known Q-values",
+    )
+    probe.add_argument("--env", default=_DEFAULTS["env"], help="whose preset to probe")
+    probe.add_argument("--config", metavar="CONFIG_JSON", default=None, help="probe this config")
+    probe.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a field"
+    )
+    probe.add_argument("--seeds", type=_positive, default=4, help="seeds per probe")
+    probe.add_argument(
+        "--total-timesteps", type=_positive, default=PROBE_STEPS, help="env steps per probe"
+    )
+    probe.set_defaults(func=probe_command)
+
+
 def _add_eval_plot_export_commands(commands) -> None:
     evaluate_cmd = commands.add_parser(
         "eval", formatter_class=_DefaultsHelp, help="evaluate a finished run greedily, per seed"
@@ -525,30 +552,6 @@ def _add_eval_plot_export_commands(commands) -> None:
         "of the final ones",
     )
     evaluate_cmd.set_defaults(func=eval_command)
-
-    doctor_cmd = commands.add_parser(
-        "doctor",
-        formatter_class=_DefaultsHelp,
-        help="why a run does not train: findings with evidence, causes and fixes",
-    )
-    doctor_cmd.add_argument("run_dir")
-    doctor_cmd.set_defaults(func=doctor_command)
-
-    probe = commands.add_parser(
-        "probe",
-        formatter_class=_DefaultsHelp,
-        help="check a configuration's learner on probe envs with known Q-values",
-    )
-    probe.add_argument("--env", default=_DEFAULTS["env"], help="whose preset to probe")
-    probe.add_argument("--config", metavar="CONFIG_JSON", default=None, help="probe this config")
-    probe.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a field"
-    )
-    probe.add_argument("--seeds", type=_positive, default=4, help="seeds per probe")
-    probe.add_argument(
-        "--total-timesteps", type=_positive, default=PROBE_STEPS, help="env steps per probe"
-    )
-    probe.set_defaults(func=probe_command)
 
     plot = commands.add_parser(
         "plot",

@@ -29,6 +29,7 @@ from jaxdqn.core.diagnostics import DORMANT_THRESHOLDS
 CODES = (
     "non_finite",
     "soft_divergence",
+    "overestimation",
     "no_improvement",
     "exploration_ends_early",
     "gradient_spikes",
@@ -39,6 +40,7 @@ CODES = (
 )
 # Thresholds of the checks; each is a property of a broken run, far from a healthy one.
 Q_BOUND_FACTOR = 2.0  # soft divergence: max |Q| above this many times r_max / (1 - γ)
+# (or above 1 while every reward seen so far is 0)
 SPIKE_FACTOR = 25.0  # a window's largest gradient norm over the median of earlier windows'
 DORMANT_LIMIT = 0.5  # share of hidden units dormant at τ = 0.1 at the end of the run ...
 DORMANT_GROWTH = 0.2  # ... that grew by this much since the first update
@@ -47,6 +49,7 @@ RANDOM_EPSILON = 0.5  # windows before learning at ε >= this count as a random 
 ENTROPY_LIMIT = 0.05  # nats: one greedy action on nearly every reference observation
 IMPROVEMENT_MARGIN = 0.05  # share of |random return| (at least 1 reward unit x 0.05)
 END_SHARE = 0.2  # the last fifth of the rows is "the end of the run"
+OVERESTIMATION_SHARE = 0.5  # Q(s_0, a_0) above the return obtained by half its size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +88,8 @@ class _Rows:
     metrics: Mapping[str, np.ndarray]
     greedy_return: np.ndarray | None
     random_return: np.ndarray | None  # [S] or [], the random policy's mean return if known
+    value_gap: np.ndarray | None  # [S]: mean Q(s_0, a_0) - discounted return, if evaluated
+    value_return: np.ndarray | None  # [S]: the mean discounted return it is measured against
 
     def get(self, name: str) -> np.ndarray:
         """``[S, T]``: the metric, all NaN if the run did not log it."""
@@ -223,7 +228,7 @@ def _soft_divergence(rows: _Rows) -> Finding | None:
         severity="error",
         seeds=_seeds(rows, hit),
         evidence=f"max |Q| passed {Q_BOUND_FACTOR:g} x r_max/(1-γ) = "
-        f"{Q_BOUND_FACTOR * bound[seed_row, peak]:.4g} first at env step "
+        f"{limit[seed_row, peak]:.4g} first at env step "
         f"{int(first[hit].min()):,}; largest {q_max[seed_row, peak]:.4g} "
         f"(seed {rows.seeds[seed_row]}); {int(hit.sum())} of {len(rows.seeds)} seeds",
         cause=_because(rows, "bootstrapped targets chase the network's own estimates "
@@ -238,6 +243,28 @@ def _first_value(values: np.ndarray) -> np.ndarray:
     """``[S]``: each row's first value that is not NaN (NaN if none)."""
     index = np.argmax(~np.isnan(values), axis=1)
     return np.take_along_axis(values, index[:, None], axis=1)[:, 0]
+
+
+def _overestimation(rows: _Rows) -> Finding | None:
+    if rows.value_gap is None or rows.value_return is None:
+        return None
+    scale = np.maximum(np.abs(rows.value_return), np.nanmax(rows.get("reward_abs_max")))
+    hit = rows.value_gap > OVERESTIMATION_SHARE * scale
+    if not hit.any():
+        return None
+    i = int(np.argmax(np.where(hit, rows.value_gap, -np.inf)))
+    return Finding(
+        code="overestimation",
+        severity="warning",
+        seeds=_seeds(rows, hit),
+        evidence=f"Q(s_0, a_0) is {rows.value_gap[i]:.4g} above the discounted return the "
+        f"policy then obtains ({rows.value_return[i]:.4g}, seed {rows.seeds[i]}); "
+        f"{int(hit.sum())} of {len(rows.seeds)} seeds",
+        cause="the max in the target picks actions whose values are overestimated "
+        f"(double_q={rows.config.double_q}), or the values have not settled",
+        fix="double_q=True, a slower target (larger target_update_period or smaller "
+        "target_tau), or a lower learning_rate",
+    )
 
 
 def _random_level(rows: _Rows) -> np.ndarray:
@@ -419,6 +446,8 @@ def diagnose(
     seeds: list[int] | tuple[int, ...] | None = None,
     greedy_return: Any = None,
     random_return: Any = None,
+    value_gap: Any = None,
+    value_return: Any = None,
 ) -> list[Finding]:
     """Findings on a run from its metric rows.
 
@@ -432,6 +461,9 @@ def diagnose(
       random_return: the random policy's mean return (``[]`` or ``[S]``) for
         ``no_improvement``; ``None`` takes the windows before learning played at ε >=
         :data:`RANDOM_EPSILON` (the check is skipped if there are none).
+      value_gap, value_return: ``[S]`` mean ``Q(s_0, a_0)`` minus the discounted return
+        then obtained, and that return (:func:`jaxdqn.dqn.estimate_values`), for
+        ``overestimation``; ``None`` skips it.
 
     Returns:
       The findings, errors first; a single ``healthy`` finding when nothing is wrong.
@@ -441,13 +473,13 @@ def diagnose(
     seeds = tuple(range(count)) if seeds is None else tuple(int(s) for s in seeds)
     if len(seeds) != count:
         raise ValueError(f"seeds has {len(seeds)} entries; metrics hold {count} seeds.")
-    greedy = None if greedy_return is None else np.asarray(greedy_return, np.float64)
-    randoms = None if random_return is None else np.asarray(random_return, np.float64)
-    rows = _Rows(config, seeds, arrays, greedy, randoms)
+    extra = (greedy_return, random_return, value_gap, value_return)
+    rows = _Rows(config, seeds, arrays, *(_optional(v) for v in extra))
     no_improvement = _no_improvement(rows)
     checks: list[Callable[[], Finding | None]] = [
         lambda: _non_finite(rows),
         lambda: _soft_divergence(rows),
+        lambda: _overestimation(rows),
         lambda: no_improvement,
         lambda: _action_collapse(rows, _poor_returns(rows, no_improvement)),
         lambda: _exploration_ends_early(rows),
@@ -465,14 +497,23 @@ def diagnose(
     return sorted(findings, key=lambda f: f.severity != "error")
 
 
+def _optional(values: Any) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, np.float64)
+
+
 def _healthy(rows: _Rows) -> Finding:
     end = rows.end("episode_return")
+    greedy = ""
+    if rows.greedy_return is not None:
+        greedy = (
+            f", greedy {np.nanmin(rows.greedy_return):.4g} to {np.nanmax(rows.greedy_return):.4g}"
+        )
     return Finding(
         code="healthy",
         severity="ok",
         seeds=rows.seeds,
-        evidence=f"no check fired; returns at the end {np.nanmin(end):.4g} to "
-        f"{np.nanmax(end):.4g} over {len(rows.seeds)} seeds",
+        evidence=f"no check fired; training returns over the last fifth {np.nanmin(end):.4g} "
+        f"to {np.nanmax(end):.4g}{greedy}",
         cause="",
         fix="",
     )
@@ -497,11 +538,17 @@ def diagnose_run(run_dir: str | Path) -> list[Finding]:
     length = min(len(per_seed[s]["env_steps"]) for s in seeds)
     metrics = {n: np.stack([per_seed[s][n][:length] for s in seeds]) for n in names}
     summary_path = Path(run_dir) / "summary.json"
-    greedy = None
-    if summary_path.exists():
-        greedy = json.loads(summary_path.read_text()).get("greedy_return")
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     random = None if _logs_random_play(config) else random_policy_return(config)
-    findings = diagnose(config, metrics, seeds, greedy, random)
+    findings = diagnose(
+        config,
+        metrics,
+        seeds,
+        summary.get("greedy_return"),
+        random,
+        summary.get("overestimation"),
+        summary.get("discounted_return"),
+    )
     write_diagnosis(run_dir, findings)
     return findings
 

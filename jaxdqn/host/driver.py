@@ -33,7 +33,7 @@ from jaxdqn.budget import SCALED_FIELDS, scale_schedules
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.loop import Trainer, TrainState
 from jaxdqn.core.types import check_int
-from jaxdqn.dqn import evaluate, make_trainer
+from jaxdqn.dqn import estimate_values, evaluate, make_trainer
 from jaxdqn.host.checkpoint import (
     checkpoint_path,
     checkpoint_steps,
@@ -536,6 +536,7 @@ def evaluation_summary(
     )
     per_seed = np.asarray(returns.mean(axis=1))
     return {
+        **_value_summary(run, params, episodes, epsilon, eval_keys),
         "env_id": config.env_id,
         "seeds": run.seeds,
         "epsilon": epsilon,
@@ -544,6 +545,27 @@ def evaluation_summary(
         "greedy_return_std": float(per_seed.std()),
         "eval_episodes": episodes,
         "solved_return": SOLVED_RETURN.get(config.env_id),
+    }
+
+
+def _value_summary(
+    run: Run, params: Any, episodes: int, epsilon: float, eval_keys: jax.Array
+) -> dict[str, Any]:
+    """Per seed, the mean Q(s_0, a_0) minus the discounted return then obtained
+    (``overestimation``) and that return (``discounted_return``), with the time limit
+    lifted (:func:`jaxdqn.dqn.estimate_values`); ``None`` for an env whose time limit
+    cannot be lifted."""
+    config = run.config
+    try:
+        values = jax.jit(jax.vmap(lambda p, k: estimate_values(config, p, k, episodes, epsilon)))(
+            params, eval_keys
+        )
+    except ValueError:
+        return {"overestimation": None, "discounted_return": None}
+    gap = np.asarray((values.q_first - values.discounted).mean(axis=1))
+    return {
+        "overestimation": gap.tolist(),
+        "discounted_return": np.asarray(values.discounted.mean(axis=1)).tolist(),
     }
 
 

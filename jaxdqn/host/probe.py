@@ -112,12 +112,14 @@ def _probe(config: DQNConfig, keys: jax.Array, tolerance: float) -> ProbeResult:
 
 def format_results(results: list[ProbeResult]) -> str:
     """The results as a table: probe, exact Q, learned Q (worst seed), error, verdict."""
-    lines = [f"{'probe':<28} {'exact Q':<22} {'learned Q (worst seed)':<24} {'error':>7}  result"]
-    for r in results:
-        exact = _table(r.exact)
-        learned = _table(r.learned)
+    exact = [_table(r.exact) for r in results]
+    learned = [_table(r.learned) for r in results]
+    wide = max(len("learned Q (worst seed)"), *map(len, exact), *map(len, learned))
+    header = f"{'probe':<26} {'exact Q':<{wide}} {'learned Q (worst seed)':<{wide}} {'error':>6}"
+    lines = [header + "  result"]
+    for r, e, q in zip(results, exact, learned, strict=True):
         verdict = "pass" if r.passed else f"FAIL: check {r.checks}"
-        lines.append(f"{r.env_id:<28} {exact:<22} {learned:<24} {r.error:>7.3f}  {verdict}")
+        lines.append(f"{r.env_id:<26} {e:<{wide}} {q:<{wide}} {r.error:>6.3f}  {verdict}")
     return "\n".join(lines)
 
 
