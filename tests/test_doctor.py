@@ -199,6 +199,15 @@ def test_spikes_dormancy_rank_and_action_collapse_patterns():
     assert codes(jaxdqn.diagnose(CONFIG, rows(action_entropy=one_action))) == ["healthy"]
 
 
+def test_no_episode_at_the_end_is_no_finding_and_one_seed_rows_work():
+    late = np.tile(np.linspace(10, 400, 10), (2, 1))
+    late[:, 7:] = np.nan  # no episode ended in the last windows: nothing to judge
+    assert codes(jaxdqn.diagnose(CONFIG, rows(episode_return=late))) == ["healthy"]
+    one_seed = {k: v[0] for k, v in rows().items()}  # [T] rows and scalar values
+    found = jaxdqn.diagnose(CONFIG, one_seed, value_gap=80.0, value_return=100.0)
+    assert codes(found) == ["overestimation"] and found[0].seeds == (0,)
+
+
 def test_diagnose_refuses_seed_names_that_do_not_match():
     with pytest.raises(ValueError, match="seeds has 3 entries; metrics hold 2 seeds"):
         jaxdqn.diagnose(CONFIG, rows(), seeds=[0, 1, 2])

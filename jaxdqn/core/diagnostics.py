@@ -12,8 +12,6 @@ turns their rows into findings.
 * :func:`policy_churn`: the share of observations whose greedy action changed (Schaul
   et al. 2022, "The Phenomenon of Policy Churn").
 * :func:`greedy_action_entropy`: how spread the greedy actions are over a batch.
-* :func:`q_value_bound`: the largest |Q| any policy can have, ``r_max / (1 - γ)`` (van
-  Hasselt et al. 2018, "Deep Reinforcement Learning and the Deadly Triad").
 * :func:`tree_is_finite`: whether every leaf of a pytree is finite.
 """
 
@@ -153,12 +151,6 @@ def greedy_action_entropy(q_values: jax.Array) -> jax.Array:
     greedy = jax.nn.one_hot(jnp.argmax(q_values, axis=-1), num_actions, dtype=jnp.float32)
     share = jnp.mean(greedy, axis=0)  # [A]
     return -jnp.sum(jnp.where(share > 0, share * jnp.log(jnp.where(share > 0, share, 1.0)), 0.0))
-
-
-def q_value_bound(reward_abs_max: chex.Numeric, gamma: chex.Numeric) -> jax.Array:
-    """``r_max / (1 - γ)``: no discounted return of rewards with ``|r| <= r_max`` is larger
-    in size, whatever the policy or the n of an n-step target (float32 ``[]``)."""
-    return jnp.asarray(reward_abs_max, jnp.float32) / (1.0 - jnp.asarray(gamma, jnp.float32))
 
 
 def tree_is_finite(tree: Any) -> jax.Array:

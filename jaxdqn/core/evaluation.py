@@ -106,10 +106,12 @@ def evaluate_values(
     """
     check_int("num_episodes", num_episodes)
     horizon = value_horizon(gamma)
-    if not hasattr(bound.params, "max_steps_in_episode"):
+    cap = getattr(bound.env, "suite_time_limit", None)
+    if not hasattr(bound.params, "max_steps_in_episode") or (cap is not None and cap < horizon):
         raise ValueError(
-            f"env {bound.name!r}: its params have no max_steps_in_episode to lift to "
-            f"{horizon} steps, so the discounted return of an episode cannot be measured."
+            f"env {bound.name!r}: its time limit cannot be lifted to {horizon} steps (no "
+            "max_steps_in_episode, or a suite's own shorter limit), so the discounted return "
+            "of an episode cannot be measured."
         )
     lifted = bound._replace(
         params=bound.params.replace(max_steps_in_episode=horizon),

@@ -345,7 +345,8 @@ def _inspect(
         rank = effective_rank(layers[-1]).astype(jnp.float32)
     else:
         dormant = strict = worst = rank = nan
-    return InspectSignals(
+    finite = tree_is_finite(state.params)
+    signals = InspectSignals(
         q_abs_max=jnp.max(jnp.abs(q_values)),
         td_error_p90=jnp.quantile(jnp.abs(td), 0.9),
         dormant_units=dormant,
@@ -354,7 +355,12 @@ def _inspect(
         feature_rank=rank,
         policy_churn=policy_churn(parts.q_network.apply(earlier_params, batch.obs), q_values),
         action_entropy=greedy_action_entropy(q_values),
-        params_finite=tree_is_finite(state.params).astype(jnp.float32),
+        params_finite=finite.astype(jnp.float32),
+    )
+    # Non-finite parameters make every other signal meaningless (a NaN layer would read
+    # as all dormant, rank 0, one greedy action): NaN says "not measured".
+    return InspectSignals(
+        *(jnp.where(finite, v, nan) for v in signals[:-1]), params_finite=signals.params_finite
     )
 
 

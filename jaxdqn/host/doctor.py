@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,9 @@ def _non_finite(rows: _Rows) -> Finding | None:
 
 
 def _soft_divergence(rows: _Rows) -> Finding | None:
+    """max |Q| against ``r_max / (1 - γ)``, the largest discounted return of rewards with
+    ``|r| <= r_max`` whatever the policy or n (van Hasselt et al. 2018, "Deep
+    Reinforcement Learning and the Deadly Triad"), r_max being the largest seen so far."""
     reward_max = np.fmax.accumulate(np.nan_to_num(rows.get("reward_abs_max")), axis=1)
     bound = reward_max / (1.0 - rows.config.gamma)
     limit = np.where(bound > 0, Q_BOUND_FACTOR * bound, 1.0)
@@ -286,7 +289,7 @@ def _no_improvement(rows: _Rows) -> Finding | None:
     if rows.greedy_return is not None:
         end = np.fmax(end, rows.greedy_return)
     margin = IMPROVEMENT_MARGIN * np.maximum(np.abs(start), 1.0)
-    flat = ~np.isnan(start) & ~(end > start + margin) & ~_solved(rows, end)
+    flat = ~np.isnan(start) & ~np.isnan(end) & ~(end > start + margin) & ~_solved(rows, end)
     if not flat.any():
         return None
     i = int(np.argmax(flat))
@@ -475,30 +478,30 @@ def diagnose(
         raise ValueError(f"seeds has {len(seeds)} entries; metrics hold {count} seeds.")
     extra = (greedy_return, random_return, value_gap, value_return)
     rows = _Rows(config, seeds, arrays, *(_optional(v) for v in extra))
-    no_improvement = _no_improvement(rows)
-    checks: list[Callable[[], Finding | None]] = [
-        lambda: _non_finite(rows),
-        lambda: _soft_divergence(rows),
-        lambda: _overestimation(rows),
-        lambda: no_improvement,
-        lambda: _action_collapse(rows, _poor_returns(rows, no_improvement)),
-        lambda: _exploration_ends_early(rows),
-        lambda: _gradient_spikes(rows),
-        lambda: _dormant_units(rows),
-        lambda: _rank_collapse(rows),
-    ]
     # Signals a run did not log, and windows without updates, are all-NaN slices: the
     # checks read them as "nothing found", so NumPy's warnings about them are noise.
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        findings = [f for f in (check() for check in checks) if f is not None]
-    if not findings:
-        return [_healthy(rows)]
+        no_improvement = _no_improvement(rows)
+        found = [
+            _non_finite(rows),
+            _soft_divergence(rows),
+            _overestimation(rows),
+            no_improvement,
+            _action_collapse(rows, _poor_returns(rows, no_improvement)),
+            _exploration_ends_early(rows),
+            _gradient_spikes(rows),
+            _dormant_units(rows),
+            _rank_collapse(rows),
+        ]
+        findings = [f for f in found if f is not None]
+        if not findings:
+            return [_healthy(rows)]
     return sorted(findings, key=lambda f: f.severity != "error")
 
 
 def _optional(values: Any) -> np.ndarray | None:
-    return None if values is None else np.asarray(values, np.float64)
+    return None if values is None else np.atleast_1d(np.asarray(values, np.float64))
 
 
 def _healthy(rows: _Rows) -> Finding:
@@ -539,7 +542,7 @@ def diagnose_run(run_dir: str | Path) -> list[Finding]:
     metrics = {n: np.stack([per_seed[s][n][:length] for s in seeds]) for n in names}
     summary_path = Path(run_dir) / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    random = None if _logs_random_play(config) else random_policy_return(config)
+    random = None if _logs_random_play(metrics, config) else random_policy_return(config)
     findings = diagnose(
         config,
         metrics,
@@ -553,13 +556,14 @@ def diagnose_run(run_dir: str | Path) -> list[Finding]:
     return findings
 
 
-def _logs_random_play(config: DQNConfig) -> bool:
-    """Whether the run logs at least one window before learning at ε >= RANDOM_EPSILON."""
-    return (
-        config.exploration == "epsilon_greedy"
-        and config.exploration_start >= RANDOM_EPSILON
-        and config.learning_starts >= config.resolved_log_interval()
-    )
+def _logs_random_play(metrics: Mapping[str, np.ndarray], config: DQNConfig) -> bool:
+    """Whether every seed's rows hold a window before learning played at ε >=
+    :data:`RANDOM_EPSILON` (what :func:`diagnose` reads as the random policy's level)."""
+    if config.exploration != "epsilon_greedy":
+        return False
+    random = (metrics["updates"] == 0) & (metrics["exploration"] >= RANDOM_EPSILON)
+    played = random & ~np.isnan(metrics["episode_return"])
+    return bool(played.any(axis=1).all())
 
 
 def random_policy_return(config: DQNConfig, episodes: int = 32, seed: int = 0) -> float:
