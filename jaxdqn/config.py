@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -322,8 +323,12 @@ def _is_int_sequence(value: object) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str)
 
 
+def _message(field: str, value: object, allowed: str) -> str:
+    return f"DQNConfig.{field}={value!r} is invalid: {allowed}."
+
+
 def _fail(field: str, value: object, allowed: str) -> None:
-    raise ValueError(f"DQNConfig.{field}={value!r} is invalid: {allowed}.")
+    raise ValueError(_message(field, value, allowed))
 
 
 def _is_int(value: object) -> bool:
@@ -377,8 +382,23 @@ def _nearest_multiples(value: int, step: int) -> str:
 
 
 def _validate(cfg: DQNConfig) -> None:
-    _validate_fields(cfg)
-    _validate_relations(cfg)
+    """Reports every problem of a stage in one ``ValueError``: first each field on its
+    own, then (when those pass) the relations between fields."""
+    problems = []
+    for check in _field_checks(cfg):
+        try:
+            check()
+        except ValueError as error:
+            problems.append(str(error))
+    if not problems:
+        problems = [_message(*problem) for problem in _relation_problems(cfg)]
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError(
+            f"DQNConfig has {len(problems)} problems:\n"
+            + "\n".join(f"  {problem}" for problem in problems)
+        )
 
 
 def _env_params_field(cfg: DQNConfig) -> None:
@@ -399,132 +419,112 @@ def _env_params_field(cfg: DQNConfig) -> None:
         )
 
 
-def _validate_fields(cfg: DQNConfig) -> None:
-    """Checks of each field on its own."""
-    check_env_id(cfg.env_id, field="DQNConfig.env_id")
-    _env_params_field(cfg)
-    _int_field(cfg, "num_envs", 1)
-    _int_field(cfg, "total_timesteps", 1, _INT32_MAX)
-    _int_field(cfg, "buffer_size", 1)
-    _int_field(cfg, "batch_size", 1)
-    _int_field(cfg, "learning_starts", 0)
-    _int_field(cfg, "train_frequency", 1)
-    _int_field(cfg, "gradient_steps", 1)
-    _real_field(cfg, "gamma", 0.0, 1.0)
-    _choice_field(cfg, "optimizer", OPTIMIZERS)
-    _real_field(cfg, "learning_rate", 0.0, math.inf, open_low=True)
-    _choice_field(cfg, "learning_rate_schedule", LEARNING_RATE_SCHEDULES)
-    _real_field(cfg, "optimizer_eps", 0.0, math.inf, open_low=True)
-    if cfg.max_grad_norm is not None:
-        _real_field(cfg, "max_grad_norm", 0.0, math.inf, open_low=True)
-    _choice_field(cfg, "loss", LOSSES)
-    _real_field(cfg, "huber_delta", 0.0, math.inf, open_low=True)
-    _bool_field(cfg, "double_q")
-    _bool_field(cfg, "truncation_is_terminal")
-    _bool_field(cfg, "dueling")
-    _bool_field(cfg, "layer_norm")
-    _bool_field(cfg, "diagnostics")
-    _int_field(cfg, "n_step", 1, 1_000)
-    _bool_field(cfg, "prioritized")
-    _real_field(cfg, "priority_alpha", 0.0, 1.0)
-    _real_field(cfg, "priority_beta", 0.0, 1.0)
-    _real_field(cfg, "priority_eps", 0.0, math.inf, open_low=True)
-    _int_field(cfg, "target_update_period", 1)
-    _real_field(cfg, "target_tau", 0.0, 1.0, open_low=True)
-    exploration = _choice_field(cfg, "exploration", EXPLORATIONS)
-    _choice_field(cfg, "exploration_schedule", SCHEDULES)
-    _choice_field(cfg, "exploration_unit", EXPLORATION_UNITS)
-    if exploration == "epsilon_greedy":
-        _real_field(cfg, "exploration_start", 0.0, 1.0)
-        _real_field(cfg, "exploration_end", 0.0, 1.0)
-    else:  # Boltzmann: the schedule is a softmax temperature.
-        _real_field(cfg, "exploration_start", 0.0, math.inf, open_low=True)
-        _real_field(cfg, "exploration_end", 0.0, math.inf, open_low=True)
-    _int_field(cfg, "exploration_steps", 1)
-    _real_field(cfg, "exploration_decay", 0.0, 1.0, open_low=True)
-    _real_field(cfg, "eval_epsilon", 0.0, 1.0)
-    _choice_field(cfg, "activation", ACTIVATIONS)
-    _choice_field(cfg, "network", NETWORKS)
-    if (
-        not isinstance(cfg.hidden_sizes, tuple)
-        or not cfg.hidden_sizes
-        or not all(_is_int(h) and h >= 1 for h in cfg.hidden_sizes)
-    ):
-        _fail("hidden_sizes", cfg.hidden_sizes, "must be a non-empty sequence of positive ints")
+def _field_checks(cfg: DQNConfig) -> list[Callable[[], object]]:
+    """Checks of each field on its own, each raising ``ValueError`` naming its field."""
+    ints = {
+        "num_envs": (1,),
+        "total_timesteps": (1, _INT32_MAX),
+        "buffer_size": (1,),
+        "batch_size": (1,),
+        "learning_starts": (0,),
+        "train_frequency": (1,),
+        "gradient_steps": (1,),
+        "n_step": (1, 1_000),
+        "target_update_period": (1,),
+        "exploration_steps": (1,),
+    }
+    positive = ("learning_rate", "optimizer_eps", "huber_delta", "priority_eps")
+    unit = ("gamma", "priority_alpha", "priority_beta", "eval_epsilon")
+    choices = {
+        "optimizer": OPTIMIZERS,
+        "learning_rate_schedule": LEARNING_RATE_SCHEDULES,
+        "loss": LOSSES,
+        "exploration": EXPLORATIONS,
+        "exploration_schedule": SCHEDULES,
+        "exploration_unit": EXPLORATION_UNITS,
+        "activation": ACTIVATIONS,
+        "network": NETWORKS,
+    }
+    bools = ("double_q", "truncation_is_terminal", "dueling", "layer_norm", "diagnostics")
+    bools += ("prioritized",)
+    # ε is a probability; a Boltzmann temperature only has to be positive.
+    temperature = cfg.exploration != "epsilon_greedy"
+    return [
+        partial(check_env_id, cfg.env_id, field="DQNConfig.env_id"),
+        partial(_env_params_field, cfg),
+        *(partial(_int_field, cfg, name, *bounds) for name, bounds in ints.items()),
+        *(partial(_real_field, cfg, name, 0.0, math.inf, open_low=True) for name in positive),
+        *(partial(_real_field, cfg, name, 0.0, 1.0) for name in unit),
+        *(partial(_choice_field, cfg, name, allowed) for name, allowed in choices.items()),
+        *(partial(_bool_field, cfg, name) for name in bools),
+        partial(_optional_positive, cfg, "max_grad_norm"),
+        partial(_real_field, cfg, "target_tau", 0.0, 1.0, open_low=True),
+        partial(_real_field, cfg, "exploration_decay", 0.0, 1.0, open_low=True),
+        *(
+            partial(_real_field, cfg, name, 0.0, math.inf if temperature else 1.0,
+                    open_low=temperature)
+            for name in ("exploration_start", "exploration_end")
+        ),
+        partial(_hidden_sizes_field, cfg),
+        partial(_optional_int, cfg, "log_interval"),
+    ]  # fmt: skip
 
 
-def _validate_relations(cfg: DQNConfig) -> None:
-    """Checks between fields, each already valid on its own."""
-    num_envs, buffer_size, batch_size = cfg.num_envs, cfg.buffer_size, cfg.batch_size
-    n_step = cfg.n_step
-    if buffer_size < num_envs:
-        _fail(
-            "buffer_size",
-            buffer_size,
-            f"must be >= num_envs={num_envs} (each vectorised step adds num_envs transitions)",
-        )
-    if n_step * num_envs > buffer_size:
-        _fail(
-            "n_step",
-            n_step,
-            f"must be <= buffer_size // num_envs = {buffer_size // num_envs}: the buffer "
-            "must hold n consecutive steps of every env",
-        )
-    if batch_size > buffer_size:
-        _fail("batch_size", batch_size, f"must be <= buffer_size={buffer_size}")
-    _validate_schedules(cfg)
+def _optional_positive(cfg: DQNConfig, field: str) -> None:
+    if getattr(cfg, field) is not None:
+        _real_field(cfg, field, 0.0, math.inf, open_low=True)
 
 
-def _validate_schedules(cfg: DQNConfig) -> None:
-    """Checks that every schedule can be met exactly by the loop's cycles."""
-    num_envs, total, batch_size = cfg.num_envs, cfg.total_timesteps, cfg.batch_size
-    train_frequency = cfg.train_frequency
-    schedule, unit, steps = cfg.exploration_schedule, cfg.exploration_unit, cfg.exploration_steps
+def _optional_int(cfg: DQNConfig, field: str) -> None:
+    if getattr(cfg, field) is not None:
+        _int_field(cfg, field, 1)
+
+
+def _hidden_sizes_field(cfg: DQNConfig) -> None:
+    sizes = cfg.hidden_sizes
+    if not isinstance(sizes, tuple) or not sizes or not all(_is_int(h) and h >= 1 for h in sizes):
+        _fail("hidden_sizes", sizes, "must be a non-empty sequence of positive ints")
+
+
+def _relation_problems(cfg: DQNConfig) -> list[tuple[str, object, str]]:
+    """``(field, value, what is allowed)`` for each check between fields that fails; the
+    fields are each valid on their own."""
+    num_envs, buffer_size, batch_size, total = (
+        cfg.num_envs, cfg.buffer_size, cfg.batch_size, cfg.total_timesteps
+    )  # fmt: skip
     cycle = cfg.cycle_env_steps()
-    why = f"lcm(num_envs={num_envs}, train_frequency={train_frequency})"
-    if total % cycle:
-        _fail(
-            "total_timesteps",
-            total,
-            f"must be a multiple of {cycle} env steps, {why}, so that every scheduled "
-            f"update happens; nearest: {_nearest_multiples(total, cycle)}",
-        )
-    if cfg.learning_starts % cycle:
-        _fail(
-            "learning_starts",
-            cfg.learning_starts,
-            f"must be a multiple of {cycle} env steps, {why}, to start exactly on an update "
-            f"boundary; nearest: {_nearest_multiples(cfg.learning_starts, cycle)}",
-        )
-    if cfg.learning_starts >= total:
-        _fail("learning_starts", cfg.learning_starts, f"must be < total_timesteps={total}")
-    if cfg.learning_starts + cycle < batch_size:
-        _fail(
-            "batch_size",
-            batch_size,
-            f"must be <= learning_starts={cfg.learning_starts} + {cycle} env steps of one "
-            "cycle, the transitions stored when the first update samples",
-        )
-    if schedule == "linear" and unit == "env_steps" and steps > total:
-        _fail(
-            "exploration_steps",
-            steps,
-            f"a linear schedule over env steps must end within total_timesteps={total}: "
-            "lower exploration_steps or raise total_timesteps",
-        )
-    if cfg.target_update_period > cfg.total_updates():
-        _fail(
-            "target_update_period",
-            cfg.target_update_period,
-            f"must be <= the run's {cfg.total_updates()} gradient updates, or the target "
-            "network is never synced and every target comes from the initial network",
-        )
-    if cfg.log_interval is not None:
-        interval = _int_field(cfg, "log_interval", 1)
-        if interval % cycle or total % interval:
-            _fail(
-                "log_interval",
-                interval,
-                f"must be a multiple of {cycle} env steps ({why}) that divides "
-                f"total_timesteps={total}",
-            )
+    why = f"lcm(num_envs={num_envs}, train_frequency={cfg.train_frequency})"
+    starts = cfg.learning_starts
+    checks = [
+        (buffer_size < num_envs, "buffer_size", buffer_size,
+         f"must be >= num_envs={num_envs} (each vectorised step adds num_envs transitions)"),
+        (cfg.n_step * num_envs > buffer_size, "n_step", cfg.n_step,
+         f"must be <= buffer_size // num_envs = {buffer_size // num_envs}: the buffer must "
+         "hold n consecutive steps of every env"),
+        (batch_size > buffer_size, "batch_size", batch_size,
+         f"must be <= buffer_size={buffer_size}"),
+        (total % cycle, "total_timesteps", total,
+         f"must be a multiple of {cycle} env steps, {why}, so that every scheduled update "
+         f"happens; nearest: {_nearest_multiples(total, cycle)}"),
+        (starts % cycle, "learning_starts", starts,
+         f"must be a multiple of {cycle} env steps, {why}, to start exactly on an update "
+         f"boundary; nearest: {_nearest_multiples(starts, cycle)}"),
+        (starts >= total, "learning_starts", starts, f"must be < total_timesteps={total}"),
+        (starts + cycle < batch_size, "batch_size", batch_size,
+         f"must be <= learning_starts={starts} + {cycle} env steps of one cycle, the "
+         "transitions stored when the first update samples"),
+        (cfg.exploration_schedule == "linear" and cfg.exploration_unit == "env_steps"
+         and cfg.exploration_steps > total, "exploration_steps", cfg.exploration_steps,
+         f"a linear schedule over env steps must end within total_timesteps={total}: lower "
+         "exploration_steps or raise total_timesteps"),
+        (starts < total and cfg.target_update_period > cfg.total_updates(),
+         "target_update_period", cfg.target_update_period,
+         f"must be <= the run's {cfg.total_updates()} gradient updates, or the target "
+         "network is never synced and every target comes from the initial network"),
+        (cfg.log_interval is not None
+         and bool(cfg.log_interval % cycle or total % cfg.log_interval),
+         "log_interval", cfg.log_interval,
+         f"must be a multiple of {cycle} env steps ({why}) that divides "
+         f"total_timesteps={total}"),
+    ]  # fmt: skip
+    return [(field, value, allowed) for failed, field, value, allowed in checks if failed]

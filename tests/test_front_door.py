@@ -129,6 +129,24 @@ def test_every_bad_set_is_named_at_once(capsys):
         driver.build_config("CartPole-v1", None, ["buffer_size=1.5"])
 
 
+def test_every_config_error_is_named_at_once(capsys):
+    with pytest.raises(ValueError) as caught:
+        jaxdqn.DQNConfig(num_envs=0, gamma=2.0, loss="mse")
+    assert str(caught.value).splitlines() == [
+        "DQNConfig has 3 problems:",
+        "  DQNConfig.num_envs=0 is invalid: must be an integer in [1, inf].",
+        "  DQNConfig.gamma=2.0 is invalid: must be a finite number in [0.0, 1.0].",
+        "  DQNConfig.loss='mse' is invalid: must be one of 'huber', 'l2'.",
+    ]
+    # Relations between fields are checked once every field is valid, also all at once.
+    args = ["train", "--set", "num_envs=3", "--set", "learning_starts=130", "--seeds", "1"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "DQNConfig has 2 problems:" in err and "Traceback" not in err
+    assert "total_timesteps=200000 is invalid: must be a multiple of 12" in err
+    assert "learning_starts=130 is invalid: must be a multiple of 12" in err
+
+
 @pytest.mark.parametrize("text", ["1.5", "abc", "2e4.5"])
 def test_counts_on_the_command_line_must_be_whole(text, capsys):
     with pytest.raises(SystemExit):
