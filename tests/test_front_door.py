@@ -10,11 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import metric_rows
 
 import jaxdqn
 from jaxdqn.budget import SCALED_FIELDS
 from jaxdqn.core.exploration import exponential_schedule
 from jaxdqn.host import cli, driver
+from jaxdqn.host.checkpoint import checkpoint_steps
 
 CARTPOLE = jaxdqn.get_preset("CartPole-v1")
 
@@ -252,3 +254,60 @@ def test_train_again_from_a_run_config_with_set_on_top(tiny_run, tmp_path, capsy
     (tmp_path / "bad.json").write_text('{"gamma": 0.9, "colour": "red"}')
     assert cli.main(["train", "--config", str(tmp_path / "bad.json")]) == 2
     assert "--config " in (err := capsys.readouterr().err) and "colour" in err
+
+
+def test_ctrl_c_in_the_final_evaluation_resumes_without_compiling(
+    tiny_run, tmp_path, capsys, monkeypatch
+):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    for name in ("params.npz", "summary.json"):  # training done, evaluation interrupted
+        (run_dir / name).unlink()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def compiled(*args, **kwargs):
+        raise AssertionError("the training program was compiled")
+
+    monkeypatch.setattr(driver, "_compile_chunk", compiled)
+    with monkeypatch.context() as patch:
+        patch.setattr(driver, "evaluation_summary", interrupt)
+        assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "3"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("jaxdqn: interrupted during the final evaluation")
+        and len(err.splitlines()) == 1
+    )
+    assert f"jaxdqn train --resume {run_dir}" in err
+    assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "3"]) == 0
+    assert "finished training; evaluating its final state" in capsys.readouterr().out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    original = json.loads((tiny_run[0] / "summary.json").read_text())
+    assert summary["greedy_return"] == original["greedy_return"] and summary["compile_s"] == 0
+
+
+def test_a_finished_run_is_extended(tiny_run, tmp_path, capsys):
+    run_dir = Path(shutil.copytree(tiny_run[0], tmp_path / "run"))
+    assert cli.main(["train", "--resume", str(run_dir)]) == 2
+    assert "--total-timesteps N (N > 800)" in capsys.readouterr().err
+    for total, message in (("400", "is extended to more env steps"), ("1210", "multiple of")):
+        assert cli.main(["train", "--resume", str(run_dir), "--total-timesteps", total]) == 2
+        assert f"--total-timesteps {int(total):,} is invalid" in (err := capsys.readouterr().err)
+        assert message in err and "log interval of 80" in err
+    assert not (run_dir / "summary_800.json").exists()  # a refusal changes nothing
+    args = ["train", "--resume", str(run_dir), "--total-timesteps", "1200", "--eval-episodes", "3"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "extending" in out and "from 800 to 1,200 env steps" in out
+    assert "the linear learning-rate decay now span" in out
+    assert json.loads((run_dir / "run.json").read_text())["extended"] == [{"from": 800, "to": 1200}]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["total_timesteps"], config["log_interval"]) == (1200, 80)
+    assert (run_dir / "summary_800.json").read_text() == (tiny_run[0] / "summary.json").read_text()
+    assert (run_dir / "params_800.npz").read_bytes() == (tiny_run[0] / "params.npz").read_bytes()
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps_per_seed"] == 1200
+    for seed in (0, 1):
+        rows = metric_rows(run_dir / f"metrics_seed{seed}.jsonl")
+        assert [r["env_steps"] for r in rows] == list(range(80, 1201, 80))
+        assert rows[:10] == metric_rows(tiny_run[0] / f"metrics_seed{seed}.jsonl")
+    assert checkpoint_steps(run_dir / "checkpoints")[-1] == 1200

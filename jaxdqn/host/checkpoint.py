@@ -177,7 +177,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def restore_checkpoint(
-    path: str | os.PathLike, template: Any, *, config: Any
+    path: str | os.PathLike, template: Any, *, config: Any, ignore: tuple[str, ...] = ()
 ) -> tuple[Any, dict[str, Any]]:
     """Loads a checkpoint into the structure of ``template``, after checking everything.
 
@@ -186,7 +186,8 @@ def restore_checkpoint(
       template: a pytree with the structure, shapes and dtypes the state must have, e.g.
         ``jax.eval_shape(jax.vmap(trainer.init), keys)``.
       config: the :class:`jaxdqn.DQNConfig` of the run restoring it; it must equal the
-        stored one field for field.
+        stored one field for field, except the fields named in ``ignore``.
+      ignore: config fields that may differ (an extended run's ``total_timesteps``).
 
     Returns:
       ``(state, meta)``: the state as NumPy arrays (typed PRNG keys rebuilt) in the
@@ -208,8 +209,12 @@ def restore_checkpoint(
             "in meta.json. Delete this folder to resume from an earlier checkpoint."
         )
     stored, expected = meta["config"], json.loads(json.dumps(dataclasses.asdict(config)))
-    if expected != stored:
-        diff = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+    diff = sorted(
+        k
+        for k in set(stored) | set(expected)
+        if stored.get(k) != expected.get(k) and k not in ignore
+    )
+    if diff:
         details = ", ".join(f"{k}: stored {stored.get(k)!r}, run {expected.get(k)!r}" for k in diff)
         raise CheckpointError(f"checkpoint {path} was written by another config ({details}).")
     records = _leaf_records(template)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import re
 import shutil
@@ -129,9 +130,12 @@ def _start_or_resume(args: argparse.Namespace) -> driver.Run:
         given = [flag for flag in _RUN_FLAGS if flag in args.given_flags]
         if given:
             raise ValueError(
-                f"--resume continues a run with its own config and seeds; drop {', '.join(given)}."
+                f"--resume continues a run with its own config and seeds; drop {', '.join(given)} "
+                "(--total-timesteps N extends it)."
             )
-        return driver.resume_run(args.resume)
+        run = driver.resume_run(args.resume, args.total_timesteps)
+        _print_extension(run, args.total_timesteps)
+        return run
     if args.seeds > MAX_SEEDS:
         raise ValueError(
             f"--seeds {args.seeds:,} is invalid: one run trains at most {MAX_SEEDS:,} seeds; "
@@ -155,6 +159,11 @@ def _interrupted(run: driver.Run, new_run: bool) -> str:
     """The line that ends an interrupted run; a new run with no checkpoint yet is removed,
     so no folder is left that --resume, eval and plot would all turn away."""
     done = checkpoint_steps(run.checkpoints)
+    if done and done[-1] >= run.config.total_timesteps:
+        return (
+            f"\njaxdqn: interrupted during the final evaluation; training is complete. "
+            f"Evaluate and write the summary with: jaxdqn train --resume {run.run_dir}"
+        )
     if done:
         return (
             f"\njaxdqn: interrupted; metrics so far are in {run.run_dir}. Resume from "
@@ -179,6 +188,33 @@ def _print_scaling(env_id: str, overrides: list[str], config, config_file) -> No
             f"{config.total_timesteps:,} env steps: {listed} (--set a field to keep a value)",
             flush=True,
         )
+
+
+def _print_extension(run: driver.Run, total_timesteps: int | None) -> None:
+    """What extending a run to ``total_timesteps`` keeps and what follows the new budget."""
+    extended = json.loads((run.run_dir / "run.json").read_text()).get("extended", [])
+    if total_timesteps is None or not extended or extended[-1]["to"] != total_timesteps:
+        return
+    config, old = run.config, extended[-1]["from"]
+    spans = [
+        name
+        for name, on in (
+            ("the linear learning-rate decay", config.learning_rate_schedule == "linear"),
+            ("prioritized replay's β annealing", config.prioritized),
+        )
+        if on
+    ]
+    print(
+        f"jaxdqn: extending {run.run_dir} from {old:,} to {total_timesteps:,} env steps per "
+        "seed; schedules in env steps and updates keep their values"
+        + (f", {' and '.join(spans)} now span the new budget" if spans else "")
+        + (
+            f" (the {old:,}-step results are kept as summary_{old}.json, params_{old}.npz)"
+            if (run.run_dir / f"summary_{old}.json").exists()
+            else ""
+        ),
+        flush=True,
+    )
 
 
 def _number(value: Any) -> str:
@@ -355,7 +391,6 @@ _RUN_FLAGS = (
     "--config",
     "--seeds",
     "--seed",
-    "--total-timesteps",
     "--set",
     "--env-param",
 )
@@ -465,7 +500,8 @@ def _add_train_command(commands) -> None:
         "--total-timesteps",
         type=_positive,
         default=None,
-        help="env steps per seed (default: the preset's); the preset's schedules scale with it",
+        help="env steps per seed (default: the preset's); the preset's schedules scale with "
+        "it. With --resume: extend the run to this many env steps",
     )
     train.add_argument(
         "--set",

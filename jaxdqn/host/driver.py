@@ -43,12 +43,16 @@ from jaxdqn.host.checkpoint import (
 from jaxdqn.host.devices import seed_sharding
 from jaxdqn.host.doctor import first_non_finite
 from jaxdqn.host.memory import check_memory
-from jaxdqn.host.monitor import MetricsWriter, run_chunks, truncate_metrics
+from jaxdqn.host.monitor import MetricsWriter, read_metrics, run_chunks, truncate_metrics
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
 
 # Evaluation keys: seed s is evaluated with fold_in(key(s), EVAL_SEED), at the end of
 # training and by default in `jaxdqn eval`, so both report the same episodes.
 EVAL_SEED = 1
+
+# The metric row field the driver adds: seconds of training (compiling and evaluation
+# excluded; a resumed run goes on from its last row) when the row reached the host.
+WALL_TIME = "wall_time_s"
 
 
 class NonFiniteRun(RuntimeError):
@@ -306,6 +310,7 @@ class Run:
     keys: jax.Array  # [seeds] typed PRNG keys, placed with sharding
     state: TrainState | None = None  # the restored state of a resumed run
     start_steps: int = 0  # env steps per seed already done
+    wall_time_s: float = 0.0  # seconds of training already done (a resumed run's last row)
 
     @property
     def checkpoints(self) -> Path:
@@ -347,27 +352,84 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     return _bind(run_dir, config, seeds, trainer)
 
 
-def resume_run(run_dir: str | Path) -> Run:
+def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     """A run folder's last checkpoint, ready to continue; metric rows logged after it are
-    dropped (the resumed run writes them again, identically).
+    dropped (the resumed run writes them again, identically but for ``wall_time_s``).
+
+    With ``total_timesteps`` above the run's own, the run is extended: it trains on from
+    its last checkpoint to the new budget (:func:`extend_config` says what changes), the
+    finished run's ``summary.json``, ``params.npz`` and ``diagnosis.json`` are kept as
+    ``summary_<steps>.json``, ... and ``run.json`` records the extension.
 
     Raises:
-      ValueError: a folder that is not a run, holds no checkpoint, or is complete.
+      ValueError: a folder that is not a run, holds no checkpoint, or is complete (and
+        not extended); a ``total_timesteps`` the run cannot be extended to.
     """
     run_dir = Path(run_dir)
     config, seeds = load_run(run_dir)
-    trainer = make_trainer(config)
-    check_memory(config, len(seeds), trainer=trainer)
-    run = _bind(run_dir, config, seeds, trainer)
+    extending = total_timesteps is not None and total_timesteps != config.total_timesteps
+    target = extend_config(config, total_timesteps) if extending else config
+    trainer = make_trainer(target)
+    check_memory(target, len(seeds), trainer=trainer)
+    run = _bind(run_dir, target, seeds, trainer)
     state, start_steps = _restore(run, "latest", "to resume from")
-    if start_steps >= config.total_timesteps and (run_dir / "summary.json").exists():
+    if start_steps >= target.total_timesteps and (run_dir / "summary.json").exists():
         raise ValueError(
             f"{run_dir} is complete ({start_steps:,} env steps); nothing to resume. "
-            f"Evaluate it again with: jaxdqn eval {run_dir}"
+            f"Evaluate it again with: jaxdqn eval {run_dir}, or train it on with: "
+            f"jaxdqn train --resume {run_dir} --total-timesteps N (N > {start_steps:,})"
         )
+    if extending:
+        _record_extension(run_dir, config, target)
     truncate_metrics(run_dir, seeds, start_steps)
     state = jax.device_put(state, run.sharding)
-    return dataclasses.replace(run, state=state, start_steps=start_steps)
+    return dataclasses.replace(
+        run, state=state, start_steps=start_steps, wall_time_s=_last_wall_time(run_dir, seeds)
+    )
+
+
+def extend_config(config: DQNConfig, total_timesteps: int) -> DQNConfig:
+    """``config`` with a larger budget, for a run that trains on from a checkpoint.
+
+    Every schedule set in env steps or updates (exploration, learning starts, target
+    period) keeps its value, and so does the log interval (the run's rows go on at the
+    same spacing). What spans the whole run follows the new budget: a ``"linear"``
+    learning-rate decay and prioritized replay's β annealing, from the update the run
+    has reached (:func:`jaxdqn.core.learner.learning_rate_at`).
+
+    Raises:
+      ValueError: naming ``total_timesteps``, when it is not above the run's budget or
+        not a multiple of its log interval.
+    """
+    old, interval = config.total_timesteps, config.resolved_log_interval()
+    if total_timesteps <= old or total_timesteps % interval:
+        raise ValueError(
+            f"--total-timesteps {total_timesteps:,} is invalid: a run of {old:,} env steps "
+            f"is extended to more env steps, a multiple of its log interval of "
+            f"{interval:,} (e.g. {2 * old:,})."
+        )
+    return dataclasses.replace(config, total_timesteps=total_timesteps, log_interval=interval)
+
+
+def _record_extension(run_dir: Path, old: DQNConfig, new: DQNConfig) -> None:
+    """Keeps the finished run's results under their step count, writes the new config and
+    adds ``{"from", "to"}`` to ``run.json``'s ``"extended"`` list."""
+    steps = old.total_timesteps
+    for name in ("summary.json", "params.npz", "diagnosis.json"):
+        path = run_dir / name
+        if path.exists():
+            path.rename(run_dir / f"{path.stem}_{steps}{path.suffix}")
+    info = json.loads((run_dir / "run.json").read_text())
+    info["extended"] = [*info.get("extended", []), {"from": steps, "to": new.total_timesteps}]
+    (run_dir / "run.json").write_text(json.dumps(info))
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(new), indent=2))
+
+
+def _last_wall_time(run_dir: Path, seeds: list[int]) -> float:
+    """The ``wall_time_s`` of a run's last kept metric row (0 when there is none)."""
+    rows = read_metrics(run_dir).get(seeds[0], {}).get(WALL_TIME, np.zeros(0))
+    rows = rows[np.isfinite(rows)]
+    return float(rows[-1]) if rows.size else 0.0
 
 
 def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
@@ -390,8 +452,15 @@ def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
             )
     template = jax.eval_shape(run.init(), run.keys)
     state, meta = restore_checkpoint(
-        checkpoint_path(run.checkpoints, step), template, config=run.config
+        checkpoint_path(run.checkpoints, step),
+        template,
+        config=run.config,
+        ignore=("total_timesteps", "log_interval"),  # an extended run's checkpoints
     )
+    if meta["step"] > run.config.total_timesteps:
+        raise ValueError(
+            f"checkpoint {step} is past the run's total_timesteps={run.config.total_timesteps:,}."
+        )
     return state, meta["step"]
 
 
@@ -422,7 +491,9 @@ def fit(
     per-seed files (and handed to ``on_rows``, e.g. a progress line) while the device
     computes the next. A checkpoint is saved every ``checkpoint_every`` log points (0:
     only at the end), keeping the newest ``keep_checkpoints``. ``on_start`` is called once
-    the program is compiled, before the first chunk. A ``KeyboardInterrupt`` leaves the
+    the program is compiled, before the first chunk. Each row also holds ``wall_time_s``
+    (:data:`WALL_TIME`). A run whose training is done (resumed after its last checkpoint)
+    is only evaluated, with nothing compiled for training. A ``KeyboardInterrupt`` leaves the
     rows and checkpoints written so far; :func:`resume_run` continues.
 
     With ``stop_on_non_finite`` (the guard), a chunk whose rows show a seed's loss,
@@ -441,12 +512,11 @@ def fit(
     check_int("eval_episodes", eval_episodes)
     check_int("checkpoint_every", checkpoint_every, 0)
     check_int("keep_checkpoints", keep_checkpoints)
+    if run.finished_training:  # only the final evaluation is left: nothing to compile
+        return _finish(run, run.state, eval_episodes, 0.0, 0.0)
     start = time.perf_counter()
     state = run.init()(run.keys) if run.state is None else run.state
-    chunk = jax.jit(
-        jax.vmap(lambda s: run.trainer.run(s, 1)), donate_argnums=0, out_shardings=run.sharding
-    )
-    chunk = chunk.lower(state).compile()
+    chunk = _compile_chunk(run, state)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     if on_start is not None:
@@ -455,6 +525,14 @@ def fit(
         run, chunk, state, checkpoint_every, keep_checkpoints, on_rows, stop_on_non_finite
     )
     return _finish(run, state, eval_episodes, compile_s, time.perf_counter() - start)
+
+
+def _compile_chunk(run: Run, state: TrainState) -> Callable[[TrainState], tuple[TrainState, Any]]:
+    """The training program: one log window of every seed, the state donated."""
+    chunk = jax.jit(
+        jax.vmap(lambda s: run.trainer.run(s, 1)), donate_argnums=0, out_shardings=run.sharding
+    )
+    return chunk.lower(state).compile()
 
 
 def _train_chunks(
@@ -470,9 +548,12 @@ def _train_chunks(
     the guard stops at the first chunk with a non-finite seed."""
     config, interval = run.config, run.config.resolved_log_interval()
     first = run.start_steps // interval
-    writer = MetricsWriter(run.run_dir, run.seeds, run.trainer.metric_names)
+    writer = MetricsWriter(run.run_dir, run.seeds, (*run.trainer.metric_names, WALL_TIME))
+    started = time.perf_counter() - run.wall_time_s
 
     def write_rows(metrics: dict[str, np.ndarray]) -> None:
+        wall = np.full(metrics["env_steps"].shape, time.perf_counter() - started)
+        metrics = {**metrics, WALL_TIME: wall}
         writer.write(metrics)
         if on_rows is not None:
             on_rows(metrics)
