@@ -106,7 +106,7 @@ def test_plot_of_runs_with_empty_windows_has_no_gaps(tmp_path):
                 finished = int(rng.integers(0, 3)) if i else 0
                 ret = float(rng.normal(i, 1.0)) if finished else None
                 rows.append({"env_steps": 100 * (i + 1), "completed_episodes": finished,
-                             "episode_return": ret})  # fmt: skip
+                             "episode_return": ret, "wall_time_s": 0.5 * i})  # fmt: skip
             lines = "\n".join(json.dumps(r) for r in rows)
             (run_dir / f"metrics_seed{seed}.jsonl").write_text(lines + "\n")
         steps, curves = run_curves(run_dir, "episode_return", window=3)
@@ -121,3 +121,11 @@ def test_plot_of_runs_with_empty_windows_has_no_gaps(tmp_path):
     assert out.stat().st_size > 10_000
     with pytest.raises(ValueError, match="--label was given 1 times for 2 runs"):
         plot_runs([tmp_path / "few", tmp_path / "many"], tmp_path / "q.png", labels=["a"])
+    wall, curves = run_curves(tmp_path / "few", "episode_return", window=3, x="wall_time_s")
+    np.testing.assert_array_equal(wall, 0.5 * np.arange(40))
+    assert plot_runs([tmp_path / "few"], tmp_path / "w.png", x="wall_time_s").stat().st_size
+    with pytest.raises(ValueError, match="--x wall is invalid: choose one of env_steps"):
+        plot_runs([tmp_path / "few"], tmp_path / "q.png", x="wall")
+    (tmp_path / "few" / "metrics_seed0.jsonl").write_text('{"env_steps": 100}\n')
+    with pytest.raises(ValueError, match="x='wall_time_s' is invalid: .* logged env_steps"):
+        run_curves(tmp_path / "few", "env_steps", window=1, x="wall_time_s")

@@ -25,6 +25,7 @@ from jaxdqn.host import doctor, driver
 from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint, usable_cores
 from jaxdqn.host.monitor import Progress
+from jaxdqn.host.plotting import X_AXES
 from jaxdqn.host.probe import PROBE_STEPS, format_results, run_probes
 
 
@@ -297,7 +298,12 @@ def plot_command(args: argparse.Namespace) -> int:
     try:
         _refuse_existing(args.out, args.overwrite)
         out = plot_runs(
-            args.run_dirs, args.out, metric=args.metric, labels=args.label, window=args.smooth
+            args.run_dirs,
+            args.out,
+            metric=args.metric,
+            labels=args.label,
+            window=args.smooth,
+            x=args.x,
         )
     except (ValueError, OSError) as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
@@ -602,6 +608,9 @@ def _add_eval_plot_export_commands(commands) -> None:
     )
     plot.add_argument(
         "--smooth", type=_positive, default=5, help="log windows per smoothing window (1: none)"
+    )
+    plot.add_argument(
+        "--x", default="env_steps", choices=tuple(X_AXES), help="x axis"
     )
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=plot_command)

@@ -531,15 +531,15 @@ def diagnose_run(run_dir: str | Path) -> list[Finding]:
       ValueError: a folder that is not a run, or one with no metric rows yet.
     """
     from jaxdqn.host.driver import load_run
-    from jaxdqn.host.monitor import read_metrics
+    from jaxdqn.host.monitor import stacked_metrics
 
     config, seeds = load_run(run_dir)
-    per_seed = read_metrics(run_dir)
-    if not per_seed or any(s not in per_seed for s in seeds):
+    try:
+        metrics = stacked_metrics(run_dir, seeds)
+    except ValueError:
+        metrics = {}
+    if not metrics:
         raise ValueError(f"{run_dir} has no metric rows for every seed yet; nothing to diagnose.")
-    names = per_seed[seeds[0]]
-    length = min(len(per_seed[s]["env_steps"]) for s in seeds)
-    metrics = {n: np.stack([per_seed[s][n][:length] for s in seeds]) for n in names}
     summary_path = Path(run_dir) / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     random = None if _logs_random_play(metrics, config) else random_policy_return(config)

@@ -129,6 +129,31 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[int, dict[str, np.ndarray]]
     return runs
 
 
+def stacked_metrics(
+    run_dir: str | os.PathLike, seeds: list[int] | None = None
+) -> dict[str, np.ndarray]:
+    """The metrics of ``seeds`` (default: every seed with a file) of a run folder as
+    ``{name: float64 [seeds, rows]}``, cut to the rows every seed has (a run stopped
+    mid-chunk); NaN for null. Empty when a seed has no rows.
+
+    Raises:
+      ValueError: a seed of ``seeds`` without a metrics file.
+    """
+    runs = read_metrics(run_dir)
+    seeds = sorted(runs) if seeds is None else seeds
+    missing = [seed for seed in seeds if seed not in runs]
+    if missing:
+        raise ValueError(f"{run_dir} holds no metrics for seeds {missing}.")
+    if not seeds or any(not runs[seed] for seed in seeds):
+        return {}
+    rows = min(len(runs[seed]["env_steps"]) for seed in seeds)
+    names = runs[seeds[0]]
+    return {
+        name: np.stack([runs[seed].get(name, np.full(rows, np.nan))[:rows] for seed in seeds])
+        for name in names
+    }
+
+
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

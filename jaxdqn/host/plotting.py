@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxdqn.host.monitor import read_metrics
+from jaxdqn.host.monitor import stacked_metrics
 
 _LABELS = {
     "episode_return": "episode return (training policy, mean per log window)",
@@ -84,29 +84,35 @@ def smooth(values: np.ndarray, weights: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+X_AXES = {  # --x: the metric row field on the x axis, and its label
+    "env_steps": "env steps per seed",
+    "wall_time_s": "wall time of training (s; compiling and evaluation excluded)",
+}
+
+
 def run_curves(
-    run_dir: str | os.PathLike, metric: str, window: int
+    run_dir: str | os.PathLike, metric: str, window: int, x: str = "env_steps"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(env_steps [points], smoothed values [seeds, points])`` of one run folder; episode
-    metrics are weighted by the episodes each log window finished (:func:`smooth`).
+    """``(x [points], smoothed values [seeds, points])`` of one run folder, ``x`` one of
+    :data:`X_AXES`; episode metrics are weighted by the episodes each log window finished
+    (:func:`smooth`).
 
     Raises:
-      ValueError: a folder without metric rows, or an unknown metric.
+      ValueError: a folder without metric rows, an unknown metric, or an x axis the run
+        did not log.
     """
-    runs = read_metrics(run_dir)
-    if not runs or not next(iter(runs.values())):
+    metrics = stacked_metrics(run_dir)
+    if not metrics:
         raise ValueError(f"{run_dir} holds no metric rows yet (no metrics_seed*.jsonl).")
-    logged = next(iter(runs.values()))
-    if metric not in logged:
-        raise ValueError(f"metric={metric!r} is invalid: {run_dir} logged {', '.join(logged)}.")
-    rows = min(len(m["env_steps"]) for m in runs.values())  # a run cut short mid-chunk
-    steps = np.asarray(logged["env_steps"][:rows])
-    values = np.stack([m[metric][:rows] for m in runs.values()]).astype(float)
-    if metric in EPISODE_METRICS and "completed_episodes" in logged:
-        weights = np.stack([m["completed_episodes"][:rows] for m in runs.values()])
+    for name, what in ((metric, "metric"), (x, "x")):
+        if name not in metrics:
+            raise ValueError(f"{what}={name!r} is invalid: {run_dir} logged {', '.join(metrics)}.")
+    values = metrics[metric]
+    if metric in EPISODE_METRICS and "completed_episodes" in metrics:
+        weights = metrics["completed_episodes"]
     else:
         weights = np.ones_like(values)
-    return steps, smooth(values, weights, window)
+    return metrics[x][0], smooth(values, weights, window)
 
 
 def plot_runs(
@@ -115,8 +121,9 @@ def plot_runs(
     metric: str = "episode_return",
     labels: list[str] | None = None,
     window: int = 5,
+    x: str = "env_steps",
 ) -> Path:
-    """Plots ``metric`` against env steps for each run folder on one figure.
+    """Plots ``metric`` against env steps (or wall time) for each run folder on one figure.
 
     Each run is its mean over seeds, with a shaded 95% bootstrap interval where it has at
     least :data:`MIN_SEEDS_FOR_INTERVAL` seeds and a thin line per seed where it has
@@ -128,6 +135,7 @@ def plot_runs(
       metric: a metric the runs logged (``Trainer.metric_names``).
       labels: one legend label per run (default: its env id, seeds and folder name).
       window: log windows per smoothing window, >= 1.
+      x: the x axis, a key of :data:`X_AXES`.
 
     Returns:
       The path written.
@@ -142,7 +150,9 @@ def plot_runs(
         )
     if window < 1:
         raise ValueError(f"--smooth {window} is invalid: must be >= 1 log window.")
-    curves = [run_curves(run_dir, metric, window) for run_dir in run_dirs]
+    if x not in X_AXES:
+        raise ValueError(f"--x {x} is invalid: choose one of {', '.join(X_AXES)}.")
+    curves = [run_curves(run_dir, metric, window, x) for run_dir in run_dirs]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,7 +168,7 @@ def plot_runs(
             axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
         else:
             axes.plot(steps, values.T, color=line.get_color(), alpha=0.35, linewidth=0.7)
-    axes.set_xlabel("env steps per seed")
+    axes.set_xlabel(X_AXES[x])
     axes.set_ylabel(_LABELS.get(metric, metric))
     smoothing = f"smoothed over {window} log windows" if window > 1 else "not smoothed"
     axes.set_title(
