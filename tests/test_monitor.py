@@ -127,5 +127,5 @@ def test_plot_of_runs_with_empty_windows_has_no_gaps(tmp_path):
     with pytest.raises(ValueError, match="--x wall is invalid: choose one of env_steps"):
         plot_runs([tmp_path / "few"], tmp_path / "q.png", x="wall")
     (tmp_path / "few" / "metrics_seed0.jsonl").write_text('{"env_steps": 100}\n')
-    with pytest.raises(ValueError, match="x='wall_time_s' is invalid: .* logged env_steps"):
+    with pytest.raises(ValueError, match=r"x='wall_time_s' is invalid: .* logged env_steps"):
         run_curves(tmp_path / "few", "env_steps", window=1, x="wall_time_s")

@@ -34,6 +34,7 @@ def train_command(args: argparse.Namespace) -> int:
     Ctrl-C at any moment ends it with one line: a new run interrupted before its first
     checkpoint leaves no folder behind, any other leaves one that ``--resume`` continues."""
     try:
+        _check_writer_packages(args)
         run = _start_or_resume(args)
     except (ValueError, OSError) as error:
         # A bad setting or run folder, an --out that is a file or cannot be written: say
@@ -46,29 +47,70 @@ def train_command(args: argparse.Namespace) -> int:
         )
         return 130
     try:
+        writers = _open_writers(args, run)
+    except (ValueError, OSError, RuntimeError) as error:  # e.g. W&B online without a login
+        if args.resume is None:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        print(f"jaxdqn: error: opening a metrics writer failed: {error}", file=sys.stderr)
+        return 2
+    try:
         _print_start(run)
-        progress = Progress(
-            run.config.total_timesteps, len(run.seeds), run.start_steps, stream=sys.stderr
-        )
+        return _train(args, run, writers)
+    except KeyboardInterrupt:
+        print(_interrupted(run, new_run=args.resume is None), file=sys.stderr)
+        return 130
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+def _train(args: argparse.Namespace, run: driver.Run, writers: list) -> int:
+    """Fits the run with a progress line and the writers; prints the summary and the
+    doctor's verdict (exit code 0, or 3 when the guard stops the run)."""
+    progress = Progress(run.config.total_timesteps, len(run.seeds), run.start_steps, sys.stderr)
+    listeners = [progress.update] if args.progress else []
+    listeners += [writer.write for writer in writers]
+    try:
         summary = driver.fit(
             run,
             eval_episodes=args.eval_episodes,
             checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints,
-            on_rows=progress.update if args.progress else None,
+            on_rows=lambda rows: [listen(rows) for listen in listeners],
             on_start=progress.start,
             stop_on_non_finite=not args.keep_going,
         )
-    except KeyboardInterrupt:
-        print(_interrupted(run, new_run=args.resume is None), file=sys.stderr)
-        return 130
     except driver.NonFiniteRun as stopped:
         return _stopped(run, stopped)
     print(format_summary(summary))
     findings = doctor.diagnose_run(run.run_dir)
+    for writer in writers:
+        writer.write_findings(findings, run.config.total_timesteps)
     print("doctor: " + "\n        ".join(f.line() for f in findings))
     print(f"run folder: {run.run_dir}  (details: jaxdqn doctor {run.run_dir})")
     return 0
+
+
+def _check_writer_packages(args: argparse.Namespace) -> None:
+    """Refuses ``--tensorboard`` / ``--wandb`` without their package, before any work."""
+    from jaxdqn.host.writers import TensorBoardWriter, WandbWriter
+
+    if args.tensorboard:
+        TensorBoardWriter.require()
+    if args.wandb is not None:
+        WandbWriter.require()
+
+
+def _open_writers(args: argparse.Namespace, run: driver.Run) -> list:
+    """The TensorBoard and W&B writers the flags ask for."""
+    from jaxdqn.host.writers import TensorBoardWriter, WandbWriter
+
+    writers = []
+    if args.tensorboard:
+        writers.append(TensorBoardWriter(run.run_dir / "tensorboard", run.seeds))
+    if args.wandb is not None:
+        writers.append(WandbWriter(run.run_dir, run.seeds, run.config, args.wandb, args.wandb_mode))
+    return writers
 
 
 def _stopped(run: driver.Run, stopped: driver.NonFiniteRun) -> int:
@@ -534,6 +576,20 @@ def _add_train_command(commands) -> None:
         "--no-progress", dest="progress", action="store_false", help="no live progress line"
     )
     train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)",
+    )
+    train.add_argument(
+        "--wandb", metavar="PROJECT", default=None, help="also log to this W&B project"
+    )
+    train.add_argument(
+        "--wandb-mode",
+        choices=("online", "offline"),
+        default=None,
+        help="W&B mode (default: W&B's own, from WANDB_MODE, else online)",
+    )
+    train.add_argument(
         "--keep-going",
         action="store_true",
         help="train on when a seed's loss, gradients or parameters go NaN or infinite "
@@ -609,9 +665,7 @@ def _add_eval_plot_export_commands(commands) -> None:
     plot.add_argument(
         "--smooth", type=_positive, default=5, help="log windows per smoothing window (1: none)"
     )
-    plot.add_argument(
-        "--x", default="env_steps", choices=tuple(X_AXES), help="x axis"
-    )
+    plot.add_argument("--x", default="env_steps", choices=tuple(X_AXES), help="x axis")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=plot_command)
 
