@@ -17,7 +17,8 @@ import jax
 
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.actor import Actor, make_actor
-from jaxdqn.core.evaluation import EpisodeValues, evaluate_policy, evaluate_values
+from jaxdqn.core.evaluation import EpisodeValues, Recording, evaluate_policy, evaluate_values
+from jaxdqn.core.evaluation import record_episode as record_policy_episode
 from jaxdqn.core.learner import Learner, make_learner, make_optimizer
 from jaxdqn.core.loop import LoopLayout, Metrics, Trainer, TrainState, make_loop
 from jaxdqn.core.networks import make_q_network
@@ -216,9 +217,7 @@ def evaluate(
       >>> evaluate(state.params, jax.random.key(1)).shape
       (100,)
     """
-    bound = bind_config_env(config, env, env_params)
-    epsilon = config.eval_epsilon if epsilon is None else epsilon
-    q_network = q_network_for(config, bound.spec)
+    bound, q_network, epsilon = _policy(config, env, env_params, epsilon)
     return evaluate_policy(bound, q_network, params, key, num_episodes, epsilon)
 
 
@@ -247,7 +246,49 @@ def estimate_values(
     Returns:
       :class:`jaxdqn.core.evaluation.EpisodeValues`, leaves float32 ``[num_episodes]``.
     """
-    bound = bind_config_env(config, env, env_params)
-    epsilon = config.eval_epsilon if epsilon is None else epsilon
-    q_network = q_network_for(config, bound.spec)
+    bound, q_network, epsilon = _policy(config, env, env_params, epsilon)
     return evaluate_values(bound, q_network, params, key, num_episodes, config.gamma, epsilon)
+
+
+def record_episode(
+    config: DQNConfig,
+    params: Any,
+    key: jax.Array,
+    steps: int | None = None,
+    epsilon: float | None = None,
+    *,
+    env: Any = None,
+    env_params: Any = None,
+) -> Recording:
+    """One episode of the Q-network's policy, every env state kept
+    (:func:`jaxdqn.core.evaluation.record_episode`), for drawing it. Pure and jittable.
+
+    Args:
+      config: the :class:`jaxdqn.DQNConfig` the params were trained with.
+      params: Q-network parameters of one seed.
+      key: PRNG key.
+      steps: steps recorded (static); ``None`` takes the env's time limit.
+      epsilon: ε of the policy; ``None`` uses ``config.eval_epsilon``.
+      env, env_params: the environment, as for :func:`build`.
+
+    Returns:
+      :class:`jaxdqn.core.evaluation.Recording`, leaves with a leading axis ``[steps]``.
+
+    Raises:
+      ValueError: ``steps`` is ``None`` for an env without a time limit.
+    """
+    bound, q_network, epsilon = _policy(config, env, env_params, epsilon)
+    steps = bound.spec.max_episode_steps if steps is None else steps
+    if steps is None:
+        raise ValueError(f"env {bound.name!r} has no time limit: give steps.")
+    return record_policy_episode(bound, q_network, params, key, steps, epsilon)
+
+
+def _policy(
+    config: DQNConfig, env: Any, env_params: Any, epsilon: float | None
+) -> tuple[BoundEnv, nn.Module, float]:
+    """The bound env, the Q-network and ε (``config.eval_epsilon`` when ``None``) that
+    play a trained policy."""
+    bound = bind_config_env(config, env, env_params)
+    q_network = q_network_for(config, bound.spec)
+    return bound, q_network, config.eval_epsilon if epsilon is None else epsilon

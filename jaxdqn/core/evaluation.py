@@ -1,6 +1,6 @@
 """Greedy (or small-ε) evaluation of a Q-network over vmapped episodes: the returns it
-gets (:func:`evaluate_policy`) and how its Q-values compare with them
-(:func:`evaluate_values`)."""
+gets (:func:`evaluate_policy`), how its Q-values compare with them
+(:func:`evaluate_values`), and one episode step by step (:func:`record_episode`)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,84 @@ def evaluate_values(
     return EpisodeValues(q_first=q_first, discounted=discounted)
 
 
+def _act(
+    bound: BoundEnv,
+    q_network: nn.Module,
+    params: Any,
+    key: jax.Array,
+    obs: jax.Array,
+    env_state: Any,
+    epsilon: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Q-values ``[B, num_actions]`` of a batch of observations and the ε-greedy actions
+    ``[B]`` among the legal ones."""
+    q_values = q_network.apply(params, obs)
+    actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None, 0))(
+        jax.random.split(key, q_values.shape[0]),
+        q_values,
+        epsilon,
+        legal_actions(bound, env_state),  # None (every action legal) maps to None
+    )
+    return q_values, actions
+
+
+class Recording(NamedTuple):
+    """One episode, step by step (:func:`record_episode`); ``T`` steps recorded."""
+
+    env_states: Any  # the env state before each step, leaves [T, ...]
+    obs: jax.Array  # the observation before each step, [T, *obs_shape]
+    actions: jax.Array  # int32 [T]
+    rewards: jax.Array  # float32 [T]
+    terminated: jax.Array  # bool [T]: the step ended the episode in a terminal state
+    truncated: jax.Array  # bool [T]: the step ended the episode at its time limit
+    running: jax.Array  # bool [T]: the episode had not ended before this step
+
+
+def record_episode(
+    bound: BoundEnv,
+    q_network: nn.Module,
+    params: Any,
+    key: jax.Array,
+    steps: int,
+    epsilon: float = 0.0,
+) -> Recording:
+    """``steps`` steps of one episode played ε-greedily on the Q-network, every env
+    state kept (for drawing the episode). Steps after the episode ended have
+    ``running`` false. Pure and jittable.
+
+    Args:
+      bound: the environment (:func:`jaxdqn.envs.bind_env`).
+      q_network, params: the Q-network and its parameters, one seed.
+      key: PRNG key.
+      steps: static positive int, e.g. the env's time limit.
+      epsilon: ε in [0, 1]; 0 is greedy.
+
+    Returns:
+      :class:`Recording` with ``T = steps``.
+    """
+    check_int("steps", steps)
+    key_reset, key_run = jax.random.split(key)
+    obs, env_state = reset_envs(bound, key_reset, 1)
+
+    def step(carry, key):
+        obs, env_state, running = carry
+        key_act, key_step = jax.random.split(key)
+        _, actions = _act(bound, q_network, params, key_act, obs, env_state, epsilon)
+        next_obs, next_state, reward, terminated, truncated, _ = step_envs(
+            bound, key_step, env_state, actions
+        )
+        ends = (terminated.astype(bool), truncated.astype(bool))
+        unbatched = jax.tree.map(lambda x: x[0], (env_state, obs, actions, reward, *ends))
+        return (next_obs, next_state, running & ~(ends[0] | ends[1])[0]), (*unbatched, running)
+
+    carry = (obs, env_state, jnp.ones((), bool))
+    _, outputs = jax.lax.scan(step, carry, jax.random.split(key_run, steps))
+    states, observations, actions, rewards, terminated, truncated, running = outputs
+    return Recording(
+        states, observations, actions.astype(jnp.int32), rewards, terminated, truncated, running
+    )
+
+
 def _play(
     bound: BoundEnv,
     q_network: nn.Module,
@@ -144,13 +222,7 @@ def _play(
         obs, env_state, returns, discounted, q_first, running = carry
         key, t = inputs
         key_act, key_step = jax.random.split(key)
-        q_values = q_network.apply(params, obs)
-        actions = jax.vmap(epsilon_greedy, in_axes=(0, 0, None, 0))(
-            jax.random.split(key_act, num_episodes),
-            q_values,
-            epsilon,
-            legal_actions(bound, env_state),  # None (every action legal) maps to None
-        )
+        q_values, actions = _act(bound, q_network, params, key_act, obs, env_state, epsilon)
         taken = jnp.take_along_axis(q_values, actions[:, None], axis=1)[:, 0]
         q_first = jnp.where(t == 0, taken, q_first)
         obs, env_state, reward, terminated, truncated, _ = step_envs(

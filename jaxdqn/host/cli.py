@@ -1,4 +1,4 @@
-"""Command line: ``jaxdqn train | eval | doctor | probe | plot | export | list`` (also
+"""Command line: ``jaxdqn train | eval | doctor | probe | plot | render | export | list`` (also
 ``python -m jaxdqn``).
 
 It parses arguments and prints; the run driver (``jaxdqn.host.driver``) does the work.
@@ -359,12 +359,7 @@ def export_command(args: argparse.Namespace) -> int:
     from jaxdqn.host.export import export_policy
 
     try:
-        config, seeds = driver.load_run(args.run_dir)
-        if args.seed not in seeds:
-            raise ValueError(f"--seed={args.seed} is invalid: the run trained seeds {seeds}.")
-        params = jax.tree.map(
-            lambda x: x[seeds.index(args.seed)], driver.load_params(args.run_dir, config, seeds)
-        )
+        config, params = driver.seed_params(args.run_dir, args.seed)
         out = Path(args.out) if args.out else Path(args.run_dir) / f"policy_seed{args.seed}.npz"
         _refuse_existing(out, args.overwrite)
         export_policy(config, params, out, seed=args.seed)
@@ -372,6 +367,40 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out} (load it with jaxdqn/host/numpy_policy.py, which needs only NumPy)")
+    return 0
+
+
+def render_command(args: argparse.Namespace) -> int:
+    """``jaxdqn render``: one seed's episode as a GIF; returns the exit code."""
+    from jaxdqn.host.render import render_episode
+
+    try:
+        out = Path(args.out) if args.out else Path(args.run_dir) / f"episode_seed{args.seed}.gif"
+        _refuse_existing(out, args.overwrite)
+        config, params = driver.seed_params(args.run_dir, args.seed, args.checkpoint)
+        key = jax.random.fold_in(jax.random.key(args.seed), args.episode_seed)
+        rendered = render_episode(
+            config,
+            params,
+            key,
+            out,
+            max_steps=args.max_steps,
+            epsilon=args.epsilon,
+            fps=args.fps,
+            width=args.width,
+        )
+    except (ValueError, OSError) as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    ending = {
+        "terminated": "the episode terminated",
+        "truncated": "the episode reached its time limit",
+        "running": "the episode goes on past --max-steps",
+    }[rendered.ending]
+    print(
+        f"wrote {rendered.path}: {rendered.frames} frames, return {rendered.episode_return:g} "
+        f"({ending})"
+    )
     return 0
 
 
@@ -497,7 +526,8 @@ def make_parser() -> argparse.ArgumentParser:
     """The ``jaxdqn`` parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog="jaxdqn",
-        description="Deep Q-Learning in JAX: train, diagnose, probe, evaluate, plot, export.",
+        description="Deep Q-Learning in JAX: train, diagnose, probe, evaluate, plot, render, "
+        "export.",
         formatter_class=_DefaultsHelp,
     )
     parser.add_argument(
@@ -668,6 +698,27 @@ def _add_eval_plot_export_commands(commands) -> None:
     plot.add_argument("--x", default="env_steps", choices=tuple(X_AXES), help="x axis")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=plot_command)
+
+    render = commands.add_parser(
+        "render", formatter_class=_DefaultsHelp, help="draw one seed's episode as a GIF"
+    )
+    render.add_argument("run_dir")
+    render.add_argument("--seed", type=int, default=0, help="which trained seed")
+    render.add_argument("--out", default=None, help="default: RUN_DIR/episode_seed<SEED>.gif")
+    render.add_argument(
+        "--max-steps", type=_positive, default=None, help="steps drawn (default: time limit)"
+    )
+    render.add_argument(
+        "--epsilon", type=_probability, default=None, help="ε (default: the run's eval_epsilon)"
+    )
+    render.add_argument("--episode-seed", type=int, default=0, help="folded into the seed's key")
+    render.add_argument("--fps", type=_positive, default=30, help="frames per second")
+    render.add_argument("--width", type=_positive, default=360, help="frame width in pixels")
+    render.add_argument(
+        "--checkpoint", metavar="latest|STEPS", default=None, help="a checkpoint's params"
+    )
+    render.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    render.set_defaults(func=render_command)
 
     export = commands.add_parser(
         "export", formatter_class=_DefaultsHelp, help="write one seed's policy as a NumPy .npz"

@@ -665,11 +665,32 @@ def evaluate_run(
       ValueError: a folder that is not a finished run (with ``checkpoint=None``), or that
         has no such checkpoint.
     """
+    run, params = _run_params(run_dir, checkpoint)
+    epsilon = run.config.eval_epsilon if epsilon is None else epsilon
+    return evaluation_summary(run, params, episodes, epsilon, eval_seed)
+
+
+def seed_params(
+    run_dir: str | Path, seed: int, checkpoint: str | None = None
+) -> tuple[DQNConfig, Any]:
+    """The config of a run and the params of one of its seeds: the final ones, or those
+    of its checkpoint ``"latest"`` or ``"<env steps>"``.
+
+    Raises:
+      ValueError: a seed the run did not train, a run not finished (with
+        ``checkpoint=None``), or no such checkpoint.
+    """
+    run, params = _run_params(run_dir, checkpoint)
+    if seed not in run.seeds:
+        raise ValueError(f"--seed={seed} is invalid: the run trained seeds {run.seeds}.")
+    return run.config, jax.tree.map(lambda x: x[run.seeds.index(seed)], params)
+
+
+def _run_params(run_dir: str | Path, checkpoint: str | None) -> tuple[Run, Any]:
+    """A run folder bound to its config, and its final or checkpointed params (leaves
+    ``[seeds, ...]``)."""
     config, seeds = load_run(run_dir)
     run = _bind(Path(run_dir), config, seeds, make_trainer(config))
     if checkpoint is None:
-        params = load_params(run_dir, config, seeds, trainer=run.trainer)
-    else:
-        params = _restore(run, checkpoint, "to evaluate")[0].params
-    epsilon = config.eval_epsilon if epsilon is None else epsilon
-    return evaluation_summary(run, params, episodes, epsilon, eval_seed)
+        return run, load_params(run_dir, config, seeds, trainer=run.trainer)
+    return run, _restore(run, checkpoint, "to evaluate")[0].params
