@@ -66,7 +66,10 @@ def test_resume_continues_bit_identically(tiny_run, tmp_path, capsys):
         lines = (run_dir / f"metrics_seed{seed}.jsonl").read_text().splitlines(keepends=True)
         (run_dir / f"metrics_seed{seed}.jsonl").write_text("".join(lines[:10]))
     assert cli.main(["train", "--resume", str(run_dir), "--eval-episodes", "3"]) == 0
-    assert "resuming at 720" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resuming at 720" in out
+    # ChainWalk: 4 envs, an update every 2 env steps after 80: 360 updates, 320 done.
+    assert "to do: 160 env steps and 80 gradient updates of 16 transitions (all seeds)" in out
     for name in ("metrics_seed0.jsonl", "metrics_seed1.jsonl"):
         assert metric_rows(run_dir / name) == metric_rows(tiny_run[0] / name)
     with np.load(run_dir / "params.npz") as a, np.load(tiny_run[0] / "params.npz") as b:

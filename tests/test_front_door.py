@@ -13,6 +13,7 @@ import pytest
 from conftest import metric_rows
 
 import jaxdqn
+import jaxdqn.host.memory
 from jaxdqn.budget import SCALED_FIELDS
 from jaxdqn.core.exploration import exponential_schedule
 from jaxdqn.host import cli, driver
@@ -219,8 +220,13 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_nothing(where, tmp_path, caps
         raise KeyboardInterrupt
 
     monkeypatch.setattr(driver, "make_trainer" if where == "build" else "fit", interrupt)
-    assert cli.main(["train", "--seeds", "1", "--out", str(tmp_path)]) == 130
-    err = capsys.readouterr().err.strip()
+    assert cli.main(["train", "--seeds", "2", "--out", str(tmp_path)]) == 130
+    out, err = capsys.readouterr()
+    if where == "fit":  # the work and memory, said before compiling
+        state = jaxdqn.host.memory.state_bytes(CARTPOLE)  # 195,000 / 8 cycles x 2 updates
+        assert "to do: 400,000 env steps and 97,500 gradient updates of 128 transitions" in out
+        assert f"state in memory: {2 * state / 2**30:,.2f} GiB" in out
+    err = err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "interrupted before" in err
     assert not list(tmp_path.iterdir())

@@ -58,6 +58,22 @@ def test_progress_line_numbers(monkeypatch):
     assert "1,000/1,000 env steps (100.0%)" in stream.getvalue().splitlines()[-1]
 
 
+def test_eta_follows_the_rate_once_learning_began(monkeypatch):
+    """Windows before learning run fast; the ETA extrapolates the rate since updates began."""
+    stream, clock = io.StringIO(), [0.0]
+    monkeypatch.setattr("time.perf_counter", lambda: clock[0])
+    progress = Progress(total_steps=10_000, num_seeds=1, stream=stream, min_interval_s=0)
+    progress.start()
+    for steps, seconds, updates in ((1000, 1.0, 0), (2000, 2.0, 10), (3000, 12.0, 40)):
+        clock[0] = seconds
+        rows = chunk([steps], [[1.0]])
+        progress.update({**rows, "updates": np.array([[updates]])})
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("ETA 0:00:09")  # 1,000 steps/s so far: 9,000 left
+    assert lines[1].endswith("ETA 0:00:08")  # learning just began: the mean rate still
+    assert lines[2].endswith("ETA 0:01:10")  # 1,000 steps in 10 s since: 7,000 left
+
+
 def test_mean_interval_against_normal_theory():
     rng = np.random.default_rng(1)
     values = rng.normal(10.0, 2.0, size=(400, 3))

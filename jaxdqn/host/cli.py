@@ -21,6 +21,7 @@ import jax
 
 from jaxdqn import __version__
 from jaxdqn.config import DQNConfig
+from jaxdqn.core.loop import run_updates
 from jaxdqn.host import doctor, driver
 from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint, usable_cores
@@ -281,6 +282,22 @@ def _print_start(run: driver.Run) -> None:
         + (f" ({devices} devices)" if devices > 1 else "")
         + (f", resuming at {run.start_steps:,}" if run.state is not None else ""),
         flush=True,
+    )
+    print(_workload(run), flush=True)
+
+
+def _workload(run: driver.Run) -> str:
+    """The work and memory of a run, known before compiling."""
+    config, seeds = run.config, len(run.seeds)
+    done_updates = max(0, run_updates(
+        run.start_steps, config.learning_starts, config.num_envs, config.train_frequency,
+        config.gradient_steps,
+    ))  # fmt: skip
+    return (
+        f"jaxdqn: to do: {seeds * (config.total_timesteps - run.start_steps):,} env steps and "
+        f"{seeds * (config.total_updates() - done_updates):,} gradient updates of "
+        f"{config.batch_size} transitions (all seeds); state in memory: "
+        f"{run.state_bytes / 2**30:,.2f} GiB"
     )
 
 

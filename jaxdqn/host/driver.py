@@ -311,6 +311,7 @@ class Run:
     state: TrainState | None = None  # the restored state of a resumed run
     start_steps: int = 0  # env steps per seed already done
     wall_time_s: float = 0.0  # seconds of training already done (a resumed run's last row)
+    state_bytes: int = 0  # memory of every seed's state (jaxdqn.host.memory.check_memory)
 
     @property
     def checkpoints(self) -> Path:
@@ -340,7 +341,7 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
     trainer = make_trainer(config)
-    check_memory(config, len(seeds), trainer=trainer)
+    needed = check_memory(config, len(seeds), trainer=trainer)
     environment = versions()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     name = config.env_id.replace(":", ".").replace("/", ".")  # import paths, suite/Id
@@ -349,7 +350,7 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
     (run_dir / "versions.json").write_text(json.dumps(environment, indent=2))
-    return _bind(run_dir, config, seeds, trainer)
+    return dataclasses.replace(_bind(run_dir, config, seeds, trainer), state_bytes=needed)
 
 
 def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
@@ -370,8 +371,8 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     extending = total_timesteps is not None and total_timesteps != config.total_timesteps
     target = extend_config(config, total_timesteps) if extending else config
     trainer = make_trainer(target)
-    check_memory(target, len(seeds), trainer=trainer)
-    run = _bind(run_dir, target, seeds, trainer)
+    needed = check_memory(target, len(seeds), trainer=trainer)
+    run = dataclasses.replace(_bind(run_dir, target, seeds, trainer), state_bytes=needed)
     state, start_steps = _restore(run, "latest", "to resume from")
     if start_steps >= target.total_timesteps and (run_dir / "summary.json").exists():
         raise ValueError(

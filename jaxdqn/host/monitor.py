@@ -162,6 +162,10 @@ def _duration(seconds: float) -> str:
 class Progress:
     """One status line: env steps, env steps/s, ε, mean recent return over seeds, ETA.
 
+    The ETA extrapolates the rate since the first window in which the learner updated
+    (rows with ``updates > 0``), once a later window has ended: the windows before
+    learning starts only step envs and run several times faster.
+
     On a terminal the line is redrawn in place; otherwise (a log file, CI) a full line is
     printed at most every ``min_interval_s`` seconds, and always at the end. All numbers
     are per seed except the throughput, which counts every seed's env steps.
@@ -190,17 +194,22 @@ class Progress:
         self._start_time = time.perf_counter()
         self._last_print = -math.inf
         self._recent_return = math.nan
+        self._learning_from: tuple[float, int] | None = None  # (time, steps) updates began
 
     def start(self) -> None:
         """Restarts the clock: elapsed time, rate and ETA count from now (call it when the
         compiled program is ready, so compiling does not count as training)."""
         self._start_time = time.perf_counter()
 
-    def line(self, steps: int, exploration: float, elapsed: float) -> str:
-        """The status text at ``steps`` env steps per seed after ``elapsed`` seconds."""
+    def line(
+        self, steps: int, exploration: float, elapsed: float, eta_rate: float | None = None
+    ) -> str:
+        """The status text at ``steps`` env steps per seed after ``elapsed`` seconds; the
+        ETA extrapolates ``eta_rate`` env steps/s per seed (default: the mean rate)."""
         done = steps - self._start_steps
         rate = done / elapsed if elapsed > 0 else math.nan
-        eta = (self.total_steps - steps) / rate if rate > 0 else math.nan
+        eta_rate = rate if eta_rate is None else eta_rate
+        eta = (self.total_steps - steps) / eta_rate if eta_rate > 0 else math.nan
         recent = "n/a" if math.isnan(self._recent_return) else f"{self._recent_return:.1f}"
         return (
             f"{steps:>{len(f'{self.total_steps:,}')},}/{self.total_steps:,} env steps "
@@ -219,13 +228,18 @@ class Progress:
             self._recent_return = float(np.nanmean(returns[:, last]))
         steps = int(metrics["env_steps"][0, -1])
         now = time.perf_counter()
+        if self._learning_from is None and np.max(metrics.get("updates", 0)) > 0:
+            self._learning_from = (now, steps)
+        eta_rate = None
+        if self._learning_from is not None and steps > self._learning_from[1]:
+            since, at = self._learning_from
+            eta_rate = (steps - at) / max(now - since, 1e-9)
         final = steps >= self.total_steps
         if not (self.interactive or final or now - self._last_print >= self.min_interval_s):
             return
         self._last_print = now
-        text = self.line(
-            steps, float(np.mean(metrics["exploration"][:, -1])), now - self._start_time
-        )
+        exploration = float(np.mean(metrics["exploration"][:, -1]))
+        text = self.line(steps, exploration, now - self._start_time, eta_rate)
         end = "\n" if final or not self.interactive else ""
         self.stream.write(("\r\x1b[2K" if self.interactive else "") + text + end)
         self.stream.flush()
