@@ -33,14 +33,21 @@ from jaxdqn.presets import SOLVED_RETURN
 
 
 def learning_curve(
-    config, seeds: int, evals: int, eval_episodes: int, threshold: float | None, overrides=()
+    config,
+    seeds: int,
+    evals: int,
+    eval_episodes: int,
+    threshold: float | None,
+    overrides=(),
+    key: int = 0,
 ):
-    """Trains ``seeds`` seeds of ``config`` in ``evals`` chunks with greedy evaluations."""
+    """Trains ``seeds`` seeds of ``config`` (keys ``split(key(key), seeds)``) in ``evals``
+    chunks with greedy evaluations."""
     points = config.num_log_points()
     if points % evals:
         raise ValueError(f"--evals={evals} must divide the {points} log points of the run.")
     sharding = jaxdqn.seed_sharding(seeds)  # every visible device trains its share
-    keys = jax.device_put(jax.random.split(jax.random.key(0), seeds), sharding)
+    keys = jax.device_put(jax.random.split(jax.random.key(key), seeds), sharding)
     trainer = jaxdqn.make_trainer(config)
     start = time.perf_counter()
     init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding).lower(keys).compile()
@@ -82,6 +89,7 @@ def learning_curve(
     return {
         "env_id": config.env_id,
         "seeds": seeds,
+        "key": key,  # seeds: jax.random.split(jax.random.key(key), seeds)
         "devices": sharding.num_devices,
         "eval_episodes": eval_episodes,
         "threshold": threshold,
@@ -128,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", nargs="+", default=["CartPole-v1", "Acrobot-v1"])
     parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--key", type=int, default=0, help="seeds are split(key(KEY), SEEDS)")
     parser.add_argument("--evals", type=int, default=20, help="evaluation points (chunks)")
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument(
@@ -154,8 +163,9 @@ def main() -> None:
                 exploration_steps=1_000, log_interval=200,
             )  # fmt: skip
         result = learning_curve(
-            config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id), args.set
-        )
+            config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id),
+            args.set, args.key,
+        )  # fmt: skip
         changed = ", ".join(args.set) or "preset"
         print(f"{env_id} ({changed}): {args.seeds} seeds on {result['devices']} device(s), "
               f"compile {result['compile_s']:.1f} s")  # fmt: skip

@@ -91,6 +91,12 @@ class DQNConfig:
         (bootstrap from its true final observation with γ to the steps summed). Built at
         sample time from the replay rows (``jaxdqn.core.replay``); 1 is plain DQN. At most
         1000 (the sum is unrolled when the program is traced).
+      n_step_cut: also stop an n-step sum before the first later stored action that is
+        not the online network's greedy action now, and bootstrap there (Watkins's Q(λ)
+        cut; n - 1 more forward passes per update). Without it the sum mixes in the
+        returns of other actions, so Q learns a value between the greedy policy's and the
+        behaviour's (``jaxdqn probe``'s NextMax shows it); with it, early sums are mostly
+        one step long, which slows learning where that bias is mild (CartPole).
       prioritized: proportional prioritized replay (Schaul et al. 2016): rows are drawn
         with probability proportional to ``|δ|^priority_alpha + priority_eps`` (new rows
         at the largest priority so far) and the loss is weighted by importance weights
@@ -161,6 +167,7 @@ class DQNConfig:
     huber_delta: float = 1.0
     double_q: bool = True
     n_step: int = 1
+    n_step_cut: bool = False
     prioritized: bool = False
     priority_alpha: float = 0.6
     priority_beta: float = 0.4
@@ -446,7 +453,7 @@ def _field_checks(cfg: DQNConfig) -> list[Callable[[], object]]:
         "network": NETWORKS,
     }
     bools = ("double_q", "truncation_is_terminal", "dueling", "layer_norm", "diagnostics")
-    bools += ("prioritized",)
+    bools += ("prioritized", "n_step_cut")
     # ε is a probability; a Boltzmann temperature only has to be positive.
     temperature = cfg.exploration != "epsilon_greedy"
     return [

@@ -109,6 +109,7 @@ def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Compone
         bound.spec.max_episode_steps,
         batch_size=config.batch_size,
         n_step=config.n_step,
+        n_step_cut=config.n_step_cut,
         prioritized=config.prioritized,
         priority_alpha=config.priority_alpha,
         priority_beta=config.priority_beta,

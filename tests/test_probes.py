@@ -100,6 +100,21 @@ def test_truncation_stored_as_terminal_fails_the_time_limit_probe_by_name():
     assert abs(result.learned[0, 0]) < 0.1 and result.exact[0, 0] == pytest.approx(0.99)
 
 
+def test_n_step_cut_removes_the_bias_the_next_max_probe_finds():
+    """Uncorrected 3-step sums learn a value between the greedy policy's and the
+    behaviour's; cut at the first non-greedy action, they learn the exact Q."""
+    base = dataclasses.replace(jaxdqn.get_preset("ChainWalk-v0"), n_step=3)
+    results = [
+        run_probes(dataclasses.replace(base, n_step_cut=cut), seeds=2, total_timesteps=4_000,
+                   env_ids=("Probe-NextMax-v0",))[0]
+        for cut in (False, True)
+    ]  # fmt: skip
+    uncut, cut = results
+    assert not uncut.passed and "n_step_cut=true" in uncut.checks
+    assert uncut.learned[0].min() < 0.9  # Q(s0) pulled toward the exploring behaviour
+    assert cut.passed and np.abs(cut.learned - cut.exact).max() < 0.05
+
+
 def test_evaluate_values_against_hand_computed_discounted_returns():
     from jaxdqn.core.evaluation import evaluate_values, value_horizon
 

@@ -59,9 +59,18 @@ def fill(data: dict[str, np.ndarray], capacity: int, time_limit: int | None):
     return state
 
 
-def reference(data, capacity: int, n: int):
+def greedy_of(obs):
+    """A fixed 'greedy policy' of the tests (NumPy or JAX arrays, traced too): one of 3
+    actions from a 2-d observation, so some stored (random) actions agree with it and
+    some do not."""
+    return (obs[..., 0] > 0).astype("int32") + (obs[..., 1] > 0.5).astype("int32")
+
+
+def reference(data, capacity: int, n: int, cut: bool = False):
     """Per slot (oldest write first): obs and the n-step reward, discount and next_obs,
-    from the full per-step data (obs and next_obs of every step)."""
+    from the full per-step data (obs and next_obs of every step); with ``cut`` a sum
+    stops before a later step whose action is not :func:`greedy_of` its observation, and
+    bootstraps from that observation, which is the previous step's next_obs."""
     steps, num_envs = data["reward"].shape
     written = steps * num_envs
     rows = {}
@@ -70,6 +79,8 @@ def reference(data, capacity: int, n: int):
         total, m = 0.0, 0
         for k in range(n):
             if t + k >= steps:  # not written yet
+                break
+            if cut and k > 0 and data["action"][t + k, e] != greedy_of(data["obs"][t + k, e]):
                 break
             total += GAMMA**k * float(data["reward"][t + k, e])
             m = k + 1
@@ -103,20 +114,24 @@ CASES = [  # (steps, num_envs, capacity, time_limit, n)
 
 @pytest.mark.parametrize(("steps", "num_envs", "capacity", "time_limit", "n"), CASES)
 @pytest.mark.parametrize("transform", ["plain", "jit"])
-def test_n_step_batch_matches_numpy(steps, num_envs, capacity, time_limit, n, transform):
+@pytest.mark.parametrize("cut", [False, True])
+def test_n_step_batch_matches_numpy(steps, num_envs, capacity, time_limit, n, transform, cut):
     data = trajectories(steps * 100 + n, steps, num_envs, time_limit)
     state = fill(data, capacity, time_limit)
-    slots, *expected = reference(data, capacity, n)
+    slots, *expected = reference(data, capacity, n, cut)
+    if cut and n > 1:  # the cut changes some targets of these data
+        assert not np.allclose(expected[1], reference(data, capacity, n)[2])
 
     def build(state, slots):
-        return n_step_batch(state, slots, n=n, gamma=GAMMA)
+        policy = greedy_of if cut else None
+        return n_step_batch(state, slots, n=n, gamma=GAMMA, greedy_actions=policy)
 
     fn = jax.jit(build) if transform == "jit" else build
     assert_batch_matches(fn(state, jnp.asarray(slots, jnp.int32)), *expected)
     discount = expected[2]
     assert np.any(discount == 0.0)  # the data exercise every case: terminated,
     assert np.any(data["truncated"])  # truncated (bootstrap from the final obs),
-    if n > 1:  # full n steps, and cut short by an end or by unwritten rows
+    if n > 1 and not cut:  # full n steps, and cut short by an end or by unwritten rows
         assert np.any(np.isclose(discount, GAMMA**n))
         assert np.any((discount > 0) & ~np.isclose(discount, GAMMA**n))
 

@@ -274,7 +274,9 @@ def _learn(
     def learning_step(carry: tuple[LearnerState, ReplayState], key: jax.Array):
         learner_state, replay_state = carry
         progress = jnp.minimum(learner_state.updates / parts.layout.total_updates, 1.0)
-        sample = replay.sample(replay_state, key, hparams.gamma, progress)
+        sample = replay.sample(
+            replay_state, key, hparams.gamma, progress, _greedy_policy(learner, learner_state)
+        )
         learned, stats, td = learner.update(learner_state, sample.batch, hparams)
         learner_state = jax.tree.map(
             lambda new, old: jnp.where(active, new, old), learned, learner_state
@@ -322,12 +324,18 @@ def _log_window(parts: _Parts, state: TrainState) -> tuple[TrainState, Metrics]:
     return state, metrics
 
 
+def _greedy_policy(learner: Learner, state: LearnerState) -> Callable | None:
+    """``obs -> greedy actions`` of the learner's current online network, if it has one."""
+    return None if learner.greedy_actions is None else partial(learner.greedy_actions, state)
+
+
 def _inspect(parts: _Parts, state: TrainState, earlier_params: Any) -> Metrics:
     """The learner's health signals on a reference batch drawn from the replay with a key
     of their own (the run's key is not advanced); NaN before the first update."""
     key = jax.random.fold_in(state.key, INSPECT_STREAM)
     progress = jnp.minimum(state.updates / parts.layout.total_updates, 1.0)
-    batch = parts.replay.sample(state.replay, key, state.hparams.gamma, progress).batch
+    policy = _greedy_policy(parts.learner, state.learner)
+    batch = parts.replay.sample(state.replay, key, state.hparams.gamma, progress, policy).batch
     signals = parts.learner.inspect(state.learner, earlier_params, batch)
     learned = state.updates > 0
     return {

@@ -95,12 +95,14 @@ class Replay(NamedTuple):
         :class:`jaxdqn.Transition` with leaves ``[num_envs, ...]`` whose ``next_obs`` is
         the true next observation (the final one where an episode ended). With
         prioritized replay the new rows get the largest priority set so far.
-      sample: ``sample(state, key, gamma, progress) -> ReplaySample``: ``batch_size``
-        written rows, drawn uniformly with replacement or in proportion to their
-        priorities, with their ``n_step`` targets at discount ``gamma`` (may be traced).
-        ``progress`` (float ``[]`` in [0, 1], the fraction of the run's updates done)
-        anneals the importance-weight exponent β from ``priority_beta`` to 1; uniform
-        replay ignores it and gives unit weights.
+      sample: ``sample(state, key, gamma, progress, greedy_actions=None) ->
+        ReplaySample``: ``batch_size`` written rows, drawn uniformly with replacement or in
+        proportion to their priorities, with their ``n_step`` targets at discount
+        ``gamma`` (may be traced). ``progress`` (float ``[]`` in [0, 1], the fraction of
+        the run's updates done) anneals the importance-weight exponent β from
+        ``priority_beta`` to 1; uniform replay ignores it and gives unit weights. A replay
+        built with ``n_step_cut`` needs ``greedy_actions`` (``obs [B, ...] -> int [B]``),
+        the policy its sums are cut by.
       update_priorities: ``update_priorities(state, slots, td, mask) -> state``: the rows
         at ``slots`` (int ``[B]``) take priority ``|td|^α + ε`` (``td`` ``[B]``) where
         ``mask`` (bool ``[]``, may be traced) is true, and keep theirs where it is false;
@@ -109,7 +111,7 @@ class Replay(NamedTuple):
 
     init: Callable[[jax.Array], ReplayState]
     add: Callable[[ReplayState, Transition], ReplayState]
-    sample: Callable[[ReplayState, jax.Array, jax.Array, jax.Array], ReplaySample]
+    sample: Callable[..., ReplaySample]
     update_priorities: Callable[[ReplayState, jax.Array, jax.Array, jax.Array], ReplayState]
 
 
@@ -134,6 +136,7 @@ def make_replay(
     *,
     batch_size: int,
     n_step: int = 1,
+    n_step_cut: bool = False,
     prioritized: bool = False,
     priority_alpha: float = 0.6,
     priority_beta: float = 0.4,
@@ -149,6 +152,9 @@ def make_replay(
       batch_size: rows per :attr:`Replay.sample`.
       n_step: steps summed per target (1 is the one-step target), at most
         ``capacity // num_envs``.
+      n_step_cut: stop each sum before the first later action that is not greedy under
+        the policy :attr:`Replay.sample` is given, and bootstrap there
+        (:func:`n_step_batch`).
       prioritized: draw rows in proportion to ``|δ|^priority_alpha + priority_eps``
         instead of uniformly, weighting them by ``(N P(i))^-β`` normalised by the batch's
         largest.
@@ -169,6 +175,7 @@ def make_replay(
         capacity=capacity,
         batch_size=batch_size,
         n_step=n_step,
+        n_step_cut=bool(n_step_cut),
         prioritized=prioritized,
         priority_alpha=priority_alpha,
         priority_beta=priority_beta,
@@ -202,6 +209,7 @@ class _ReplayParts(NamedTuple):
     capacity: int
     batch_size: int
     n_step: int
+    n_step_cut: bool
     prioritized: bool
     priority_alpha: float
     priority_beta: float
@@ -222,12 +230,17 @@ def _add(parts: _ReplayParts, state: ReplayState, transition: Transition) -> Rep
     return parts.storage.add(state, transition)
 
 
-def _sample(parts: _ReplayParts, state: ReplayState, key: jax.Array, gamma, progress):
+def _sample(
+    parts: _ReplayParts, state: ReplayState, key: jax.Array, gamma, progress, greedy_actions=None
+):
     if parts.prioritized:
         slots, probabilities = sum_tree_sample(state.priorities, key, parts.batch_size)
     else:
         slots = parts.storage.sample_slots(state, key, parts.batch_size)
-    batch = n_step_batch(state, slots, n=parts.n_step, gamma=gamma)
+    if parts.n_step_cut and greedy_actions is None:
+        raise ValueError("sample: a replay built with n_step_cut needs greedy_actions.")
+    cut = greedy_actions if parts.n_step_cut else None
+    batch = n_step_batch(state, slots, n=parts.n_step, gamma=gamma, greedy_actions=cut)
     if parts.prioritized:
         beta = parts.priority_beta + (1.0 - parts.priority_beta) * progress
         weights = importance_weights(probabilities, state.rows.size, beta)
@@ -317,14 +330,30 @@ def priorities_from_td(td: jax.Array, alpha, eps) -> jax.Array:
     return jnp.abs(td).astype(jnp.float32) ** alpha + eps
 
 
-def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batch:
+def n_step_batch(
+    state: ReplayState,
+    slots: jax.Array,
+    *,
+    n: int,
+    gamma,
+    greedy_actions: Callable[[jax.Array], jax.Array] | None = None,
+) -> Batch:
     """The n-step :class:`Batch` of the transitions stored at ``slots``.
+
+    The sum runs over at most ``n`` steps of the sampled step's episode, and stops after a
+    terminated or truncated step or before a step not yet written. With
+    ``greedy_actions`` it also stops before the first later step whose stored action is
+    not the greedy one now, and bootstraps from that step's observation (Watkins's Q(λ)
+    cut): the sum then follows the greedy policy whose value the bootstrap's max
+    estimates, instead of mixing in the returns of other actions.
 
     Args:
       state: a :class:`ReplayState`.
       slots: int ``[B]``: the rows whose targets are wanted (written rows only).
       n: static int >= 1; ``n = 1`` gives the 1-step target.
       gamma: discount, a float or a traced scalar.
+      greedy_actions: ``obs [B, *obs_shape] -> int [B]``, the current greedy policy
+        (called on the observations of steps 1 .. n-1); ``None``: no cut.
 
     Returns:
       A :class:`Batch` with leaves ``[B, ...]`` and unit weights. Where ``discount`` is 0
@@ -342,8 +371,10 @@ def n_step_batch(state: ReplayState, slots: jax.Array, *, n: int, gamma) -> Batc
     steps = jnp.ones(slots.shape, jnp.float32)  # m: how many steps are summed
     for k in range(1, n):
         ended = data.terminated[last] | data.truncated[last]
-        alive = alive & ~ended & (k * stride <= written_after)
         rows = (slots + k * stride) % capacity
+        alive = alive & ~ended & (k * stride <= written_after)
+        if greedy_actions is not None:
+            alive = alive & (greedy_actions(data.obs[rows]) == data.action[rows])
         reward = reward + jnp.where(alive, gamma**k * data.reward[rows], 0.0)
         last = jnp.where(alive, rows, last)
         last_written_after = jnp.where(alive, written_after - k * stride, last_written_after)

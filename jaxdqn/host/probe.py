@@ -94,11 +94,12 @@ def _probe(config: DQNConfig, keys: jax.Array, tolerance: float) -> ProbeResult:
     worst = int(np.nanargmax(errors)) if np.isfinite(errors).any() else 0
     error = float(errors[worst]) if np.isfinite(errors).all() else float("inf")
     checks = probe.checks
-    if probe.name == "NextMax" and config.n_step > 1:
+    if probe.name == "NextMax" and config.n_step > 1 and not config.n_step_cut:
         checks += (
             f"; with n_step={config.n_step} the target sums the rewards of the actions taken "
             "and takes the max only after n steps, so Q leans toward the replayed behaviour's "
-            "value (the bias of uncorrected n-step returns)"
+            "value (the bias of uncorrected n-step returns; n_step_cut=true cuts each sum at "
+            "the first action that is not greedy)"
         )
     return ProbeResult(
         env_id=config.env_id,
