@@ -43,7 +43,7 @@ from jaxdqn.host.checkpoint import (
 from jaxdqn.host.devices import seed_sharding
 from jaxdqn.host.doctor import first_non_finite
 from jaxdqn.host.memory import check_memory
-from jaxdqn.host.monitor import MetricsWriter, read_metrics, run_chunks, truncate_metrics
+from jaxdqn.host.monitor import MetricsWriter, metrics_path, run_chunks, truncate_metrics
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
 
 # Evaluation keys: seed s is evaluated with fold_in(key(s), EVAL_SEED), at the end of
@@ -428,9 +428,11 @@ def _record_extension(run_dir: Path, old: DQNConfig, new: DQNConfig) -> None:
 
 def _last_wall_time(run_dir: Path, seeds: list[int]) -> float:
     """The ``wall_time_s`` of a run's last kept metric row (0 when there is none)."""
-    rows = read_metrics(run_dir).get(seeds[0], {}).get(WALL_TIME, np.zeros(0))
-    rows = rows[np.isfinite(rows)]
-    return float(rows[-1]) if rows.size else 0.0
+    path = metrics_path(run_dir, seeds[0])  # one file: every seed's rows share the clock
+    lines = path.read_text().splitlines() if path.exists() else []
+    times = [json.loads(line).get(WALL_TIME) for line in lines if line.strip()]
+    times = [t for t in times if t is not None]
+    return float(times[-1]) if times else 0.0
 
 
 def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
