@@ -23,7 +23,7 @@ from jaxdqn.core.learner import Learner, make_learner, make_optimizer
 from jaxdqn.core.loop import LoopLayout, Metrics, Trainer, TrainState, make_loop
 from jaxdqn.core.networks import make_q_network
 from jaxdqn.core.replay import Replay, make_replay
-from jaxdqn.envs import BoundEnv, EnvSpec, bind_env
+from jaxdqn.envs import BoundEnv, EnvSpec, bind_env, is_batched
 from jaxdqn.hyperparams import Hyperparams
 
 
@@ -110,6 +110,7 @@ def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Compone
         batch_size=config.batch_size,
         n_step=config.n_step,
         n_step_cut=config.n_step_cut,
+        valid_flags=is_batched(bound),
         prioritized=config.prioritized,
         priority_alpha=config.priority_alpha,
         priority_beta=config.priority_beta,

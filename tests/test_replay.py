@@ -29,7 +29,7 @@ def trajectories(
     obs_dim = 2
     time = rng.integers(0, time_limit, num_envs)
     obs = rng.normal(size=(num_envs, obs_dim)).astype(np.float32)
-    data = {k: [] for k in Transition._fields}
+    data = {k: [] for k in Transition._fields if k != "valid"}  # every step a transition
     for _ in range(steps):
         time = time + 1
         terminated = rng.random(num_envs) < p_terminate
@@ -222,3 +222,32 @@ def test_each_observation_is_stored_once(env_id, row, pairs_f32):
     # Without a known time limit (or a limit of 1 step) every row may need a final
     # observation: the ring then holds one per row, and the bytes are still below pairs.
     assert final_obs_capacity(64, 4, None) == final_obs_capacity(64, 4, 1) == 64
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_rows_flagged_invalid_are_stored_and_never_learned_from(prioritized):
+    """With ``valid_flags`` a step that is not a transition (EnvPool's reset step) keeps
+    its row, so the rows stay in time order, and gets weight 0 (uniform) or is never drawn
+    (prioritized)."""
+    num_envs, steps = 4, 40
+    data = trajectories(0, steps, num_envs, time_limit=10)
+    valid = np.random.default_rng(1).random((steps, num_envs)) > 0.3
+    replay = make_replay(
+        steps * num_envs, num_envs, 10, batch_size=64, valid_flags=True, prioritized=prioritized
+    )
+    state = replay.init(jnp.asarray(data["obs"][0, 0]))
+    for t in range(steps):
+        step = Transition(**{k: jnp.asarray(v[t]) for k, v in data.items()}, valid=valid[t])
+        state = replay.add(state, step)
+    np.testing.assert_array_equal(np.asarray(state.rows.data.valid), valid.ravel())
+    np.testing.assert_array_equal(np.asarray(state.rows.data.obs), data["obs"].reshape(-1, 2))
+    draw = jax.jit(jax.vmap(lambda k: replay.sample(state, k, 0.9, 0.0)))
+    sample = draw(jax.random.split(jax.random.key(2), 50))
+    slots, weight = np.asarray(sample.slots).ravel(), np.asarray(sample.batch.weight).ravel()
+    if prioritized:
+        assert valid.ravel()[slots].all()
+    else:
+        assert not valid.ravel()[slots].all()
+        np.testing.assert_array_equal(weight == 0, ~valid.ravel()[slots])
+    with pytest.raises(ValueError, match=r"valid_flags needs transition\.valid"):
+        replay.add(state, Transition(**{k: jnp.asarray(v[0]) for k, v in data.items()}))

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES, exploration_value, select_action
 from jaxdqn.core.types import Transition, check_int
-from jaxdqn.envs import BoundEnv
+from jaxdqn.envs import BoundEnv, is_batched, open_envs
 
 EXPLORATION_UNITS = ("env_steps", "episodes")  # what an exploration schedule counts
 
@@ -63,7 +63,10 @@ class Actor(NamedTuple):
 
 
 def reset_envs(bound: BoundEnv, key: jax.Array, num_envs: int) -> tuple[jax.Array, Any]:
-    """``num_envs`` fresh episodes, each from its own key: ``(obs [num_envs, ...], states)``."""
+    """``num_envs`` fresh episodes, each from its own key: ``(obs [num_envs, ...], states)``.
+    A batched env (:func:`jaxdqn.envs.open_envs`) resets its own ``num_envs`` envs."""
+    if is_batched(bound):
+        return bound.env.reset(key)
     reset = jax.vmap(bound.env.reset, in_axes=(0, None))
     return reset(jax.random.split(key, num_envs), bound.params)
 
@@ -79,7 +82,10 @@ def legal_actions(bound: BoundEnv, env_state: Any) -> jax.Array | None:
 def step_envs(bound: BoundEnv, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple:
     """One step of every env (``actions`` int ``[num_envs]``), each with its own key: the
     gymnax ``(obs, state, reward, terminated, truncated, info)`` with leaves
-    ``[num_envs, ...]``."""
+    ``[num_envs, ...]``. A batched env steps all its envs in one call; its ``info`` may
+    hold ``valid`` (bool ``[num_envs]``, false for a step that is not a transition)."""
+    if is_batched(bound):
+        return bound.env.step(key, env_state, actions)
     step = jax.vmap(bound.env.step, in_axes=(0, 0, 0, None))
     return step(jax.random.split(key, actions.shape[0]), env_state, actions, bound.params)
 
@@ -123,6 +129,7 @@ def make_actor(
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is invalid: must be one of {', '.join(allowed)}.")
     check_int("num_envs", num_envs)
+    bound = open_envs(bound, num_envs)  # a batched env opens a pool of its own
     parts = _ActorParts(
         bound, q_network, num_envs, exploration, schedule, unit, truncation_is_terminal
     )
@@ -167,6 +174,7 @@ def _step(parts: _ActorParts, key: jax.Array, state: ActorState, actions: jax.Ar
         parts.bound, key, state.env_state, actions
     )
     reward = reward.astype(jnp.float32)
+    valid = info.get("valid")  # None: every step is a transition
     terminated, truncated = terminated.astype(bool), truncated.astype(bool)
     # gymnax reports a step that both terminates and hits the time limit as both.
     truncated = truncated & ~terminated
@@ -179,12 +187,13 @@ def _step(parts: _ActorParts, key: jax.Array, state: ActorState, actions: jax.Ar
         terminated=terminated,
         truncated=truncated,
         next_obs=info["final_observation"],
+        valid=valid,
     )
     done = jnp.logical_or(terminated, truncated)
     ends = EpisodeEnds(
         done=done,
-        episode_return=state.episode_return + reward,
-        episode_length=state.episode_length + 1,
+        episode_return=state.episode_return + info.get("raw_reward", reward),
+        episode_length=state.episode_length + (1 if valid is None else valid.astype(jnp.int32)),
     )
     new_state = ActorState(
         env_state=env_state,

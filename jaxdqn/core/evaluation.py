@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxdqn.core.actor import legal_actions, reset_envs, step_envs
 from jaxdqn.core.exploration import epsilon_greedy
 from jaxdqn.core.types import check_int
-from jaxdqn.envs import BoundEnv
+from jaxdqn.envs import BoundEnv, open_envs
 
 
 def evaluate_policy(
@@ -114,13 +114,20 @@ def evaluate_values(
             "of an episode cannot be measured."
         )
     lifted = bound._replace(
-        params=bound.params.replace(max_steps_in_episode=horizon),
+        params=_with_time_limit(bound.params, horizon),
         spec=bound.spec._replace(max_episode_steps=horizon),
     )
     _, discounted, q_first = _play(
         lifted, q_network, params, key, num_episodes, epsilon, gamma, horizon
     )
     return EpisodeValues(q_first=q_first, discounted=discounted)
+
+
+def _with_time_limit(params: Any, limit: int) -> Any:
+    """``params`` with ``max_steps_in_episode = limit`` (a flax dataclass or a NamedTuple)."""
+    if hasattr(params, "_replace"):
+        return params._replace(max_steps_in_episode=limit)
+    return params.replace(max_steps_in_episode=limit)
 
 
 def _act(
@@ -179,6 +186,7 @@ def record_episode(
       :class:`Recording` with ``T = steps``.
     """
     check_int("steps", steps)
+    bound = open_envs(bound, 1)
     key_reset, key_run = jax.random.split(key)
     obs, env_state = reset_envs(bound, key_reset, 1)
 
@@ -215,6 +223,7 @@ def _play(
     returns and the Q-value of each first action, float32 ``[num_episodes]`` each."""
     if not 0.0 <= float(epsilon) <= 1.0:
         raise ValueError(f"epsilon={epsilon!r} is invalid: must be in [0, 1].")
+    bound = open_envs(bound, num_episodes)
     key_reset, key_run = jax.random.split(key)
     obs, env_state = reset_envs(bound, key_reset, num_episodes)
 
@@ -225,10 +234,11 @@ def _play(
         q_values, actions = _act(bound, q_network, params, key_act, obs, env_state, epsilon)
         taken = jnp.take_along_axis(q_values, actions[:, None], axis=1)[:, 0]
         q_first = jnp.where(t == 0, taken, q_first)
-        obs, env_state, reward, terminated, truncated, _ = step_envs(
+        obs, env_state, reward, terminated, truncated, info = step_envs(
             bound, key_step, env_state, actions
         )
-        returns = returns + jnp.where(running, reward, 0.0)
+        # An env may report its unclipped reward (EnvPool's Atari); returns add that up.
+        returns = returns + jnp.where(running, info.get("raw_reward", reward), 0.0)
         discounted = discounted + jnp.where(running, reward * gamma**t, 0.0)
         running = running & ~(terminated.astype(bool) | truncated.astype(bool))
         return (obs, env_state, returns, discounted, q_first, running), None

@@ -63,6 +63,7 @@ class StoredStep(NamedTuple):
     reward: jax.Array  # [...], float32
     terminated: jax.Array  # [...], bool
     truncated: jax.Array  # [...], bool
+    valid: jax.Array | None = None  # [...], bool: a transition to learn from (valid_flags)
 
 
 class ReplayState(NamedTuple):
@@ -137,6 +138,7 @@ def make_replay(
     batch_size: int,
     n_step: int = 1,
     n_step_cut: bool = False,
+    valid_flags: bool = False,
     prioritized: bool = False,
     priority_alpha: float = 0.6,
     priority_beta: float = 0.4,
@@ -155,6 +157,10 @@ def make_replay(
       n_step_cut: stop each sum before the first later action that is not greedy under
         the policy :attr:`Replay.sample` is given, and bootstrap there
         (:func:`n_step_batch`).
+      valid_flags: the transitions carry ``valid`` (:attr:`jaxdqn.Transition.valid`, e.g.
+        EnvPool's reset steps are not transitions): a row whose flag is false is stored, so
+        the rows stay in time order, and never learned from (weight 0 in uniform batches,
+        priority 0 under prioritized replay).
       prioritized: draw rows in proportion to ``|δ|^priority_alpha + priority_eps``
         instead of uniformly, weighting them by ``(N P(i))^-β`` normalised by the batch's
         largest.
@@ -171,7 +177,7 @@ def make_replay(
     """
     _check_replay_args(capacity, num_envs, batch_size, n_step)
     parts = _ReplayParts(
-        storage=_make_storage(capacity, num_envs, max_episode_steps),
+        storage=_make_storage(capacity, num_envs, max_episode_steps, bool(valid_flags)),
         capacity=capacity,
         batch_size=batch_size,
         n_step=n_step,
@@ -225,7 +231,12 @@ def _init(parts: _ReplayParts, example_obs: jax.Array) -> ReplayState:
 
 def _add(parts: _ReplayParts, state: ReplayState, transition: Transition) -> ReplayState:
     if parts.prioritized:  # the new rows are drawn with high probability at least once
-        priorities = sum_tree_set_new(state.priorities, parts.storage.write_slots(state))
+        slots = parts.storage.write_slots(state)
+        if transition.valid is None:
+            priorities = sum_tree_set_new(state.priorities, slots)
+        else:
+            top = jnp.where(transition.valid, state.priorities.max_priority, 0.0)
+            priorities = sum_tree_set(state.priorities, slots, top)
         state = state._replace(priorities=priorities)
     return parts.storage.add(state, transition)
 
@@ -245,6 +256,9 @@ def _sample(
         beta = parts.priority_beta + (1.0 - parts.priority_beta) * progress
         weights = importance_weights(probabilities, state.rows.size, beta)
         batch = batch._replace(weight=weights)
+    valid = state.rows.data.valid
+    if valid is not None:
+        batch = batch._replace(weight=batch.weight * valid[slots])
     return ReplaySample(batch=batch, slots=slots)
 
 
@@ -253,6 +267,8 @@ def _update_priorities(parts: _ReplayParts, state: ReplayState, slots, td, mask)
         return state
     new = priorities_from_td(td, parts.priority_alpha, parts.priority_eps)
     new = jnp.where(mask, new, state.priorities.levels[0][slots])
+    if state.rows.data.valid is not None:
+        new = jnp.where(state.rows.data.valid[slots], new, 0.0)
     return state._replace(priorities=sum_tree_set(state.priorities, slots, new))
 
 
@@ -263,7 +279,9 @@ class _Storage(NamedTuple):
     write_slots: Callable[[ReplayState], jax.Array]
 
 
-def _make_storage(capacity: int, num_envs: int, max_episode_steps: int | None) -> _Storage:
+def _make_storage(
+    capacity: int, num_envs: int, max_episode_steps: int | None, valid_flags: bool
+) -> _Storage:
     """The rows, the newest next observations and the ring of final observations."""
     rows = make_circular_buffer(capacity)
     ring = final_obs_capacity(capacity, num_envs, max_episode_steps)
@@ -277,6 +295,7 @@ def _make_storage(capacity: int, num_envs: int, max_episode_steps: int | None) -
             reward=jnp.float32(0.0),
             terminated=jnp.bool_(False),
             truncated=jnp.bool_(False),
+            valid=jnp.bool_(False) if valid_flags else None,
         )
         return ReplayState(
             rows=rows.init(example),
@@ -295,7 +314,10 @@ def _make_storage(capacity: int, num_envs: int, max_episode_steps: int | None) -
                 f"reward of shape {transition.reward.shape}."
             )
         check_leaf(state.next_obs, transition.next_obs)
+        if valid_flags and transition.valid is None:
+            raise ValueError("add: a replay built with valid_flags needs transition.valid.")
         step = StoredStep(*(getattr(transition, name) for name in StoredStep._fields))
+        step = step if valid_flags else step._replace(valid=None)
         # Truncated envs take the next ring entries in env (= row) order; others write
         # nowhere (an out-of-range index, dropped).
         truncated = transition.truncated

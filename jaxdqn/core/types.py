@@ -27,6 +27,9 @@ class Transition(NamedTuple):
     truncated: jax.Array  # [...], bool: a time-limit end (bootstraps; only ends n-step sums)
     next_obs: jax.Array  # [..., *obs_shape]: the true next observation; on an episode end
     # the final observation before the automatic reset, never the next episode's first.
+    valid: jax.Array | None = None  # [...] bool: a real transition; false for a step an
+    # env spent resetting (EnvPool), stored in time order and never learned from. None:
+    # every step is one.
 
 
 class Batch(NamedTuple):

@@ -118,6 +118,20 @@ def bind_env(
     return BoundEnv(env=env, params=params, spec=env_spec(env, params, name, field), name=name)
 
 
+def is_batched(bound: BoundEnv) -> bool:
+    """Whether the env steps all its envs at once (EnvPool) instead of one env per call
+    under ``jax.vmap``."""
+    return bool(getattr(bound.env, "batched", False))
+
+
+def open_envs(bound: BoundEnv, num_envs: int) -> BoundEnv:
+    """``bound`` ready to reset and step ``num_envs`` envs: a batched env opens a new pool
+    of its own (made on the host now); any other env is returned as it is."""
+    if is_batched(bound) and hasattr(bound.env, "open"):
+        return bound._replace(env=bound.env.open(num_envs, bound.params))
+    return bound
+
+
 def _is_known_id(env_id: str) -> bool:
     """An id of the project, of gymnax's registry as it is now, or of a suite (whose
     registry is read when the env is built)."""
@@ -237,5 +251,7 @@ __all__ = [
     "chain_walk_observations",
     "chain_walk_optimal_q",
     "check_env_id",
+    "is_batched",
     "make_env",
+    "open_envs",
 ]

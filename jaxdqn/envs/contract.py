@@ -66,6 +66,9 @@ def env_spec(env: Any, params: Any, name: str, field: str = "env") -> EnvSpec:
         or kind of values (a pre-1.0 gymnax step among them).
     """
     where = f"{field}={name!r}"
+    if getattr(env, "batched", False):  # steps all its envs at once (EnvPool): no tracing
+        spec = env.env_spec(params)
+        return spec._replace(max_episode_steps=_time_limit(where, env, params))
     space = _call(where, "action_space(params)", lambda: env.action_space(params))
     if not isinstance(space, spaces.Discrete):
         raise ValueError(
