@@ -126,9 +126,10 @@ class DQNConfig:
       exploration_decay: multiplier per unit of the exponential schedule, in (0, 1].
       eval_epsilon: ε of :func:`jaxdqn.evaluate` (0 is greedy).
       network: ``"auto"`` (a CNN for image observations ``[H, W, C]`` such as MinAtar's,
-        else an MLP), ``"mlp"`` or ``"cnn"`` (the MinAtar paper's: one 3x3 convolution
-        of 16 channels, then the dense ``hidden_sizes``; image observations only, checked
-        when the env is bound).
+        else an MLP), ``"mlp"``, ``"cnn"`` (the MinAtar paper's: one 3x3 convolution
+        of 16 channels, then the dense ``hidden_sizes``) or ``"nature_cnn"`` (the Nature
+        DQN's three convolutions for 84x84 Atari frames, ``hidden_sizes=(512,)`` in the
+        paper); the CNNs take image observations only, checked when the env is bound.
       hidden_sizes: widths of the dense hidden layers (after the convolution for a CNN).
       activation: one of ``ACTIVATIONS``.
       dueling: a dueling head, ``Q = V + A - mean(A)`` (Wang et al. 2016).
@@ -185,7 +186,7 @@ class DQNConfig:
     exploration_decay: float = 0.999
     eval_epsilon: float = 0.0
     # Network.
-    network: Literal["auto", "mlp", "cnn"] = "auto"
+    network: Literal["auto", "mlp", "cnn", "nature_cnn"] = "auto"
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: Literal["relu", "tanh", "gelu", "silu"] = "relu"
     dueling: bool = False
@@ -299,10 +300,10 @@ class DQNConfig:
         """The checks that need the environment, run when it is bound (before tracing).
 
         Raises:
-          ValueError: naming the field, for ``network="cnn"`` on observations that are
+          ValueError: naming the field, for a CNN ``network`` on observations that are
             not images ``[height, width, channels]``.
         """
-        if self.network == "cnn" and len(spec.obs_shape) != 3:
+        if self.network in ("cnn", "nature_cnn") and len(spec.obs_shape) != 3:
             _fail(
                 "network",
                 self.network,

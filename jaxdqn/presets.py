@@ -1,7 +1,7 @@
 """Tuned configs. CartPole-v1, Acrobot-v1 and ChainWalk-v0 are proven to solve their
-environments by the learning tests (``tests/test_learning.py``); the MinAtar presets are
-starting points (see ``benchmarks/results/learning_Breakout-MinAtar_cpu.json``), not yet
-proven over their full budget."""
+environments by the learning tests (``tests/test_learning.py``); the MinAtar presets
+(see ``benchmarks/results/learning_Breakout-MinAtar_cpu.json``) and the Atari ones
+(EnvPool) are starting points, not yet proven over their full budget."""
 
 from __future__ import annotations
 
@@ -117,6 +117,41 @@ _PRESETS.update(
         )
     }
 )
+
+
+def _atari(env_id: str) -> DQNConfig:
+    """A starting point for Atari through EnvPool (``pip install "jaxdqn[envpool]"``), from
+    CleanRL's ``dqn_atari_jax`` and RL Zoo's Atari DQN: the Nature CNN on 4 stacked 84x84
+    grey frames (EnvPool's frame skip 4, up to 30 no-op starts, FIRE on reset), clipped
+    rewards, Adam 1e-4, batch 32, one update per 4 env steps, a hard target copy every
+    1,000 env steps (250 updates), ε 1 -> 0.01 over the first 1M of 10M env steps,
+    80,000 env steps before learning. The replay keeps 100,000 transitions (RL Zoo's; 2.8
+    GB as uint8 frames; CleanRL keeps 1M). Life losses do not end episodes (Machado et al.
+    2018). Episode returns are the unclipped game scores. Evaluation plays ε = 0.05, the
+    usual Atari protocol."""
+    return DQNConfig(
+        env_id=env_id,
+        env_params={"reward_clip": True, "episodic_life": False},
+        num_envs=8,
+        total_timesteps=10_000_000,
+        buffer_size=100_000,
+        batch_size=32,
+        learning_starts=80_000,
+        train_frequency=4,
+        gamma=0.99,
+        learning_rate=1e-4,
+        max_grad_norm=None,
+        loss="l2",
+        target_update_period=250,
+        exploration_steps=1_000_000,
+        exploration_end=0.01,
+        eval_epsilon=0.05,
+        network="nature_cnn",
+        hidden_sizes=(512,),
+    )
+
+
+_PRESETS.update({env_id: _atari(env_id) for env_id in ("envpool/Pong-v5", "envpool/Breakout-v5")})
 
 PRESET_IDS: tuple[str, ...] = tuple(_PRESETS)
 

@@ -17,10 +17,12 @@ import jax.numpy as jnp
 
 from jaxdqn.envs import EnvSpec
 
-NETWORKS = ("auto", "mlp", "cnn")
+NETWORKS = ("auto", "mlp", "cnn", "nature_cnn")
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.silu}
 ACTIVATIONS = tuple(_ACTIVATIONS)
 CONV_NAME = "Conv_0"  # the CNN's convolution
+# The Nature CNN's convolutions (Mnih et al. 2015): (features, kernel size, stride).
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 DUELING_NAME = "DuelingHead_0"  # the dueling head, with Dense children "value", "advantage"
 # A Q-network may sow each dense hidden layer's activations [B, U] under this collection
 # and name, in order from the input; the loop's health signals read them
@@ -132,6 +134,35 @@ class CNNQNetwork(nn.Module):
         return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
 
 
+class NatureCNNQNetwork(nn.Module):
+    """The Nature DQN's Q-network (Mnih et al. 2015) for Atari frames: convolutions of 32
+    8x8 filters (stride 4), 64 4x4 (stride 2) and 64 3x3 (stride 1), "valid" padding and
+    ReLU, then dense layers (``hidden_sizes``, ``(512,)`` in the paper) and the head.
+
+    ``apply(params, obs)`` takes ``obs`` of shape ``[B, H, W, C]`` (84x84x4 stacked grey
+    frames); uint8 pixels are scaled to [0, 1], other dtypes are cast to float32 as they
+    are. Returns ``[B, num_actions]``.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (512,)
+    activation: str = "relu"
+    dueling: bool = False
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.astype(jnp.float32)
+        x = x / 255.0 if obs.dtype == jnp.uint8 else x
+        act = _ACTIVATIONS[self.activation]
+        for i, (features, size, stride) in enumerate(NATURE_CONVS):
+            conv = nn.Conv(features, (size, size), stride, padding="VALID", name=f"Conv_{i}")
+            x = act(conv(x))
+        x = x.reshape((x.shape[0], -1))
+        x = _hidden_layers(self, x, self.hidden_sizes, self.activation, self.layer_norm)
+        return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
+
+
 def make_q_network(
     spec: EnvSpec,
     *,
@@ -146,7 +177,8 @@ def make_q_network(
     Args:
       spec: the environment's :class:`jaxdqn.envs.EnvSpec` (observation shape, actions).
       network: ``"cnn"`` (:class:`CNNQNetwork`, image observations ``[H, W, C]``),
-        ``"mlp"`` (:class:`MLPQNetwork`) or ``"auto"`` (the CNN for image observations,
+        ``"nature_cnn"`` (:class:`NatureCNNQNetwork`, Atari frames), ``"mlp"``
+        (:class:`MLPQNetwork`) or ``"auto"`` (the CNN for image observations,
         else the MLP).
       hidden_sizes: widths of the dense hidden layers (after the convolution for a CNN).
       activation: one of :data:`ACTIVATIONS`.
@@ -176,13 +208,17 @@ def make_q_network(
             f"activation={activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}."
         )
     image = len(spec.obs_shape) == 3
-    if network == "cnn" and not image:
+    if network in ("cnn", "nature_cnn") and not image:
         raise ValueError(
-            f"network='cnn' needs image observations [height, width, channels]; the env "
-            f"observes {list(spec.obs_shape)}."
+            f"network={network!r} needs image observations [height, width, channels]; the "
+            f"env observes {list(spec.obs_shape)}."
         )
-    cnn = network == "cnn" or (network == "auto" and image)
-    module = CNNQNetwork if cnn else MLPQNetwork
+    if network == "nature_cnn":
+        module = NatureCNNQNetwork
+    elif network == "cnn" or (network == "auto" and image):
+        module = CNNQNetwork
+    else:
+        module = MLPQNetwork
     return module(
         num_actions=spec.num_actions,
         hidden_sizes=tuple(hidden_sizes),
@@ -196,19 +232,22 @@ def portable_arrays(network: nn.Module, params: Any) -> dict[str, jax.Array]:
     """The layers of a Q-network's ``params`` (one seed) under portable names, read by
     :class:`jaxdqn.host.numpy_policy.NumpyQPolicy`.
 
-    ``conv_kernel/bias`` (CNN), ``hidden_<i>_kernel/bias``, ``hidden_<i>_norm_scale/bias``
-    (layer norm), then ``value_*`` and ``advantage_*`` (dueling) or ``head_*``.
+    ``conv_kernel/bias`` (CNN), ``conv_<j>_kernel/bias`` (Nature CNN),
+    ``hidden_<i>_kernel/bias``, ``hidden_<i>_norm_scale/bias`` (layer norm), then
+    ``value_*`` and ``advantage_*`` (dueling) or ``head_*``.
 
     Raises:
       ValueError: if the params' layers are not the network's.
     """
     layers = params["params"]
     hidden = len(network.hidden_sizes)
-    cnn = isinstance(network, CNNQNetwork)
     names = {hidden_name(i): f"hidden_{i}" for i in range(hidden)}
     if network.layer_norm:
         names |= {norm_name(i): f"hidden_{i}_norm" for i in range(hidden)}
-    names |= {CONV_NAME: "conv"} if cnn else {}
+    if isinstance(network, CNNQNetwork):
+        names[CONV_NAME] = "conv"
+    elif isinstance(network, NatureCNNQNetwork):
+        names |= {f"Conv_{j}": f"conv_{j}" for j in range(len(NATURE_CONVS))}
     names |= {DUELING_NAME: None} if network.dueling else {head_name(hidden): "head"}
     if set(layers) != set(names):
         raise ValueError(f"params have layers {sorted(layers)}; the network has {sorted(names)}.")

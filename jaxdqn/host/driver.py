@@ -33,7 +33,8 @@ from jaxdqn.budget import SCALED_FIELDS, scale_schedules
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.loop import Trainer, TrainState
 from jaxdqn.core.types import check_int
-from jaxdqn.dqn import estimate_values, evaluate, make_trainer
+from jaxdqn.dqn import bind_config_env, estimate_values, evaluate, make_trainer
+from jaxdqn.envs import is_batched
 from jaxdqn.host.checkpoint import (
     checkpoint_path,
     checkpoint_steps,
@@ -340,6 +341,12 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     ints = all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds)
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
+    if len(seeds) > 1 and trains_one_seed(config):
+        raise ValueError(
+            f"seeds={seeds!r} is invalid: {config.env_id} steps its envs in one EnvPool pool "
+            "outside JAX, so a run trains one seed; train each seed as its own run "
+            "(jaxdqn train --seeds 1 --seed S)."
+        )
     trainer = make_trainer(config)
     needed = check_memory(config, len(seeds), trainer=trainer)
     environment = versions()
@@ -368,6 +375,12 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     """
     run_dir = Path(run_dir)
     config, seeds = load_run(run_dir)
+    if trains_one_seed(config):
+        raise ValueError(
+            f"{run_dir} trained on {config.env_id}, whose envs live in an EnvPool pool that "
+            "a checkpoint cannot hold, so it cannot be resumed; its checkpoints still serve "
+            f"jaxdqn eval {run_dir} --checkpoint latest."
+        )
     extending = total_timesteps is not None and total_timesteps != config.total_timesteps
     target = extend_config(config, total_timesteps) if extending else config
     trainer = make_trainer(target)
@@ -387,6 +400,14 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     return dataclasses.replace(
         run, state=state, start_steps=start_steps, wall_time_s=_last_wall_time(run_dir, seeds)
     )
+
+
+def trains_one_seed(config: DQNConfig) -> bool:
+    """Whether the config's env is a batched one (EnvPool): one seed per run, no resume.
+    Only an EnvPool id or an import path (which may name any env) is bound to find out."""
+    if not (config.env_id.startswith("envpool/") or ":" in config.env_id):
+        return False
+    return is_batched(bind_config_env(config))
 
 
 def extend_config(config: DQNConfig, total_timesteps: int) -> DQNConfig:

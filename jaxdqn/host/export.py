@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 import jaxdqn
-from jaxdqn.core.networks import CNNQNetwork, portable_arrays
+from jaxdqn.core.networks import CNNQNetwork, NatureCNNQNetwork, portable_arrays
 from jaxdqn.dqn import bind_config_env, q_network_for
 from jaxdqn.host.numpy_policy import FORMATS
 
@@ -53,7 +53,7 @@ def export_policy(
         "obs_shape": list(spec.obs_shape),
         "obs_dtype": np.dtype(spec.obs_dtype).name,
         "num_actions": spec.num_actions,
-        "network": "cnn" if isinstance(network, CNNQNetwork) else "mlp",
+        "network": _network_name(network),
         "num_hidden": len(config.hidden_sizes),
         "activation": config.activation,
         "dueling": config.dueling,
@@ -68,3 +68,10 @@ def export_policy(
         **{k: np.asarray(v, np.float32) for k, v in arrays.items()},
     )
     return path
+
+
+def _network_name(network) -> str:
+    """The ``network`` of the metadata: ``"cnn"``, ``"nature_cnn"`` or ``"mlp"``."""
+    if isinstance(network, CNNQNetwork):
+        return "cnn"
+    return "nature_cnn" if isinstance(network, NatureCNNQNetwork) else "mlp"

@@ -11,7 +11,9 @@ This module imports NumPy and the standard library only: copy it next to an expo
 The file holds ``metadata`` (a JSON string: format, env id, observation shape, number of
 actions, network, activation, dueling, layer_norm), for a CNN ``conv_kernel``
 ``[3, 3, C, F]`` / ``conv_bias`` (a "valid" 3x3 convolution, stride 1, on
-``[B, H, W, C]``), then the dense layers ``hidden_<i>_kernel`` / ``hidden_<i>_bias``
+``[B, H, W, C]``), for the Nature CNN ``conv_0`` .. ``conv_2`` (8x8 stride 4, 4x4 stride
+2, 3x3 stride 1, on uint8 pixels scaled to [0, 1]), then the dense layers
+``hidden_<i>_kernel`` / ``hidden_<i>_bias``
 (with ``layer_norm``, then normalised over features with ``hidden_<i>_norm_scale`` /
 ``hidden_<i>_norm_bias``, ε = 1e-6, before the activation) and either ``head_kernel`` /
 ``head_bias`` or the dueling pair ``value_*`` and ``advantage_*``. Dense kernels are
@@ -41,8 +43,16 @@ ACTIVATIONS = {
 }
 
 
+# The "valid" convolutions of each network, in order: (array name prefix, stride).
+_CONVS = {
+    "cnn": (("conv", 1),),
+    "nature_cnn": (("conv_0", 4), ("conv_1", 2), ("conv_2", 1)),
+}
+
+
 class NumpyQPolicy:
-    """Q-values and greedy actions of an exported Q-network (MLP or MinAtar CNN)."""
+    """Q-values and greedy actions of an exported Q-network (MLP, MinAtar CNN or Nature
+    CNN)."""
 
     def __init__(self, metadata: dict, arrays: dict[str, np.ndarray]):
         if metadata.get("format") not in FORMATS:
@@ -66,11 +76,13 @@ class NumpyQPolicy:
         if obs.shape[1:] != self.obs_shape:
             raise ValueError(f"obs shape {obs.shape} is invalid: expected [B, *{self.obs_shape}].")
         x = obs.astype(np.float32)
-        if self.metadata["network"] == "cnn":
-            kernel = self._arrays["conv_kernel"]
-            size = kernel.shape[:2]
-            windows = np.lib.stride_tricks.sliding_window_view(x, size, axis=(1, 2))
-            x = np.einsum("bhwcij,ijcf->bhwf", windows, kernel) + self._arrays["conv_bias"]
+        if self.metadata["network"] == "nature_cnn" and obs.dtype == np.uint8:
+            x = x / 255.0
+        for name, stride in _CONVS.get(self.metadata["network"], ()):
+            kernel = self._arrays[f"{name}_kernel"]
+            windows = np.lib.stride_tricks.sliding_window_view(x, kernel.shape[:2], axis=(1, 2))
+            windows = windows[:, ::stride, ::stride]
+            x = np.einsum("bhwcij,ijcf->bhwf", windows, kernel) + self._arrays[f"{name}_bias"]
             x = self._activation(x)
         x = x.reshape(x.shape[0], -1)
         a = self._arrays

@@ -34,6 +34,7 @@ SUITES: dict[str, tuple[str, str, str]] = {
     "craftax": ("jaxdqn.envs.adapters.craftax", "CraftaxAdapter", "craftax"),
     "pgx": ("jaxdqn.envs.adapters.pgx", "PGXAdapter", "pgx"),
     "navix": ("jaxdqn.envs.adapters.navix", "NavixAdapter", "navix"),
+    "envpool": ("jaxdqn.envs.adapters.envpool", "EnvPoolEnv", "envpool"),
 }
 
 
