@@ -29,6 +29,7 @@ envpool = pytest.importorskip("envpool", reason='EnvPool: pip install "jaxdqn[en
 pytestmark = pytest.mark.suites
 
 NUM_ENVS = 4
+SEEDS = 2
 STEPS = 1_200  # vectorised steps: episodes of Breakout end by a lost life or at 30 steps
 BREAKOUT = jaxdqn.DQNConfig(
     env_id="envpool/Breakout-v5",
@@ -50,22 +51,24 @@ BREAKOUT = jaxdqn.DQNConfig(
 
 @pytest.fixture(scope="module")
 def breakout_run():
-    """One seed of ``BREAKOUT`` trained in the compiled loop (under ``jax.vmap``, as the
-    driver runs it), and the replay component it stored into."""
+    """``SEEDS`` seeds of ``BREAKOUT`` trained in the compiled loop under ``jax.vmap`` (as
+    the driver runs them), the replay component they stored into and their states."""
     parts = jaxdqn.build(BREAKOUT)
     trainer = jaxdqn.make_trainer(BREAKOUT)
-    state, metrics = jax.jit(jax.vmap(trainer.train))(jax.random.split(jax.random.key(3), 1))
-    return parts.replay, jax.tree.map(lambda x: x[0], state), metrics
+    keys = jax.random.split(jax.random.key(3), SEEDS)
+    states, metrics = jax.jit(jax.vmap(trainer.train))(keys)
+    return parts.replay, states, metrics
 
 
 def host_rollout(actions: np.ndarray) -> dict[str, np.ndarray]:
-    """EnvPool's host API stepped with ``actions`` ``[T, num_envs]`` from a fresh pool of
-    seed 0 (the first pool the adapter opens): observations before each step (as
-    ``[H, W, C]``), rewards, flags and the observation each step returned."""
+    """EnvPool's host API stepped with ``actions`` ``[T, SEEDS * NUM_ENVS]`` from a fresh
+    pool of seed 0 (the first pool the adapter opens, all seeds' envs in one): observations
+    before each step (as ``[H, W, C]``), rewards, flags and the observation each step
+    returned, each ``[T, SEEDS * NUM_ENVS, ...]``."""
     env = envpool.make(
         "Breakout-v5",
         env_type="gymnasium",
-        num_envs=NUM_ENVS,
+        num_envs=SEEDS * NUM_ENVS,
         seed=0,
         max_episode_steps=30,
         episodic_life=True,
@@ -85,10 +88,17 @@ def host_rollout(actions: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def seeds_side_by_side(x: np.ndarray) -> np.ndarray:
+    """Rows ``[SEEDS, STEPS * NUM_ENVS, ...]`` as ``[STEPS, SEEDS * NUM_ENVS, ...]``: seed
+    ``s`` has envs ``s * NUM_ENVS ..`` of the one pool."""
+    x = x.reshape(SEEDS, STEPS, NUM_ENVS, *x.shape[2:])
+    return np.swapaxes(x, 0, 1).reshape(STEPS, SEEDS * NUM_ENVS, *x.shape[3:])
+
+
 def test_stored_steps_are_envpools_and_no_transition_crosses_a_reset(breakout_run):
-    _, state, _ = breakout_run
-    data = jax.tree.map(np.asarray, state.replay.rows.data)
-    by_step = jax.tree.map(lambda x: x.reshape(STEPS, NUM_ENVS, *x.shape[1:]), data)
+    _, states, _ = breakout_run
+    data = jax.tree.map(np.asarray, states.replay.rows.data)
+    by_step = jax.tree.map(seeds_side_by_side, data)
     host = host_rollout(by_step.action)
     np.testing.assert_array_equal(by_step.obs, host["obs"])
     np.testing.assert_array_equal(by_step.reward, host["reward"])
@@ -103,17 +113,17 @@ def test_stored_steps_are_envpools_and_no_transition_crosses_a_reset(breakout_ru
 
     # Every real transition's next observation is what EnvPool returned for that step: the
     # episode's last frame on a terminated or truncated step, never the next episode's first.
-    slots = jnp.arange(STEPS * NUM_ENVS - NUM_ENVS)  # all but the newest step
-    batch = jax.tree.map(np.asarray, n_step_batch(state.replay, slots, n=1, gamma=0.9))
-    valid = by_step.valid[:-1].reshape(-1)
-    returned = host["returned"][:-1].reshape(-1, *host["returned"].shape[2:])
-    np.testing.assert_array_equal(batch.next_obs[valid], returned[valid])
-    terminated = by_step.terminated[:-1].reshape(-1)
-    np.testing.assert_allclose(batch.discount, np.where(terminated, 0.0, 0.9))
+    slots = jnp.arange(STEPS * NUM_ENVS)
+    batch = jax.vmap(lambda replay: n_step_batch(replay, slots, n=1, gamma=0.9))(states.replay)
+    next_obs = seeds_side_by_side(np.asarray(batch.next_obs))
+    discount = seeds_side_by_side(np.asarray(batch.discount))
+    np.testing.assert_array_equal(next_obs[by_step.valid], host["returned"][by_step.valid])
+    np.testing.assert_allclose(discount, np.where(by_step.terminated, 0.0, 0.9))
 
 
 def test_reset_steps_are_never_learned_from(breakout_run):
-    replay, state, metrics = breakout_run
+    replay, states, metrics = breakout_run
+    state = jax.tree.map(lambda x: x[0], states)
     valid = np.asarray(state.replay.rows.data.valid)
     assert 0 < (~valid).sum() < valid.size // 10
     samples = jax.vmap(lambda k: replay.sample(state.replay, k, 0.9, 0.0))(
@@ -122,7 +132,7 @@ def test_reset_steps_are_never_learned_from(breakout_run):
     slots, weight = np.asarray(samples.slots).ravel(), np.asarray(samples.batch.weight).ravel()
     np.testing.assert_array_equal(weight, valid[slots].astype(np.float32))
     assert (~valid[slots]).any()  # uniform draws do land on them, with weight 0
-    assert np.isfinite(np.asarray(metrics["loss"])[0, -1])
+    assert np.isfinite(np.asarray(metrics["loss"])[:, -1]).all()
     # Episodes are counted without the reset steps: at most 30 steps each.
     assert np.nanmax(np.asarray(metrics["episode_length"])) <= 30
 
@@ -145,12 +155,11 @@ def test_prioritized_replay_never_draws_a_reset_step():
     assert (leaf_priorities[~valid] == 0).all() and (leaf_priorities[valid] > 0).all()
 
 
-def test_one_seed_per_pool_and_no_resume(tmp_path):
+def test_seeds_on_one_vmap_axis_and_clear_errors():
     trainer = jaxdqn.make_trainer(BREAKOUT)
-    with pytest.raises(ValueError, match="EnvPool env trains one seed per run"):
-        jax.eval_shape(jax.vmap(trainer.init), jax.random.split(jax.random.key(0), 2))
-    with pytest.raises(ValueError, match=r"seeds=\[0, 1\] is invalid: .* one EnvPool pool"):
-        driver.start_run(BREAKOUT, [0, 1], tmp_path)
+    keys = jax.random.split(jax.random.key(0), 6).reshape(2, 3)
+    with pytest.raises(ValueError, match=r"a jax.vmap around it \(of size 2\) is refused"):
+        jax.eval_shape(jax.vmap(jax.vmap(trainer.init)), keys)
     with pytest.raises(ValueError, match=r"'envpool/Pong-v55' is not a envpool env\. Did you"):
         jaxdqn.bind_env("envpool/Pong-v55")
     with pytest.raises(ValueError, match="Box action space; DQN needs a discrete one"):
@@ -167,17 +176,17 @@ README_LINES = [
 
 
 def test_cartpole_through_envpool_from_the_command_line(tmp_path, capsys):
-    """The README's EnvPool CartPole line as written: one seed by default, it learns
-    (greedy return against a uniformly random policy's ~22), eval and export work, resume
-    is refused. The README's Atari line builds its config (it is a GPU-sized job)."""
+    """The README's EnvPool CartPole line as written: its seeds learn (greedy return against
+    a uniformly random policy's ~22), eval and export work, resume is refused. The README's
+    Atari line builds its config (it is a GPU-sized job)."""
     cartpole, atari = README_LINES
     code = main([*cartpole, "--out", str(tmp_path), "--eval-episodes", "20"])
     out = capsys.readouterr().out
-    assert code == 0 and "training 1 seed" in out
+    assert code == 0, out
     (run_dir,) = tmp_path.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["seeds"] == [0]
-    assert summary["greedy_return_mean"] > 100, summary["greedy_return_mean"]
+    assert summary["seeds"] == [0, 1, 2, 3]
+    assert min(summary["greedy_return"]) > 100, summary["greedy_return"]
     assert main(["export", str(run_dir)]) == 0
     policy = NumpyQPolicy.load(run_dir / "policy_seed0.npz")
     assert policy.act(np.zeros(4, np.float32)) in (0, 1)

@@ -196,11 +196,7 @@ def _start_or_resume(args: argparse.Namespace) -> driver.Run:
         args.env, args.total_timesteps, args.set, args.env_param, args.config
     )
     _print_scaling(args.env, args.set, config, args.config)
-    num_seeds = args.seeds
-    if "--seeds" not in args.given_flags and driver.trains_one_seed(config):
-        num_seeds = 1
-        print(f"jaxdqn: {config.env_id} runs in one EnvPool pool: training 1 seed (--seed S)")
-    return driver.start_run(config, list(range(args.seed, args.seed + num_seeds)), args.out)
+    return driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
 
 
 def _interrupted(run: driver.Run, new_run: bool) -> str:

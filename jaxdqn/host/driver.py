@@ -341,12 +341,6 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     ints = all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds)
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
-    if len(seeds) > 1 and trains_one_seed(config):
-        raise ValueError(
-            f"seeds={seeds!r} is invalid: {config.env_id} steps its envs in one EnvPool pool "
-            "outside JAX, so a run trains one seed; train each seed as its own run "
-            "(jaxdqn train --seeds 1 --seed S)."
-        )
     trainer = make_trainer(config)
     needed = check_memory(config, len(seeds), trainer=trainer)
     environment = versions()
@@ -375,7 +369,7 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     """
     run_dir = Path(run_dir)
     config, seeds = load_run(run_dir)
-    if trains_one_seed(config):
+    if steps_envs_outside_jax(config):
         raise ValueError(
             f"{run_dir} trained on {config.env_id}, whose envs live in an EnvPool pool that "
             "a checkpoint cannot hold, so it cannot be resumed; its checkpoints still serve "
@@ -402,9 +396,10 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     )
 
 
-def trains_one_seed(config: DQNConfig) -> bool:
-    """Whether the config's env is a batched one (EnvPool): one seed per run, no resume.
-    Only an EnvPool id or an import path (which may name any env) is bound to find out."""
+def steps_envs_outside_jax(config: DQNConfig) -> bool:
+    """Whether the config's env is a batched one whose envs live outside JAX (EnvPool):
+    its seeds train on one device and a run cannot be resumed. Only an EnvPool id or an
+    import path (which may name any env) is bound to find out."""
     if not (config.env_id.startswith("envpool/") or ":" in config.env_id):
         return False
     return is_batched(bind_config_env(config))
@@ -489,7 +484,10 @@ def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
 
 
 def _bind(run_dir: Path, config: DQNConfig, seeds: list[int], trainer: Trainer) -> Run:
-    sharding = seed_sharding(len(seeds))
+    # A pool outside JAX is stepped once per call: a program split over devices would
+    # step it from each of them.
+    one_device = jax.local_devices()[:1] if steps_envs_outside_jax(config) else None
+    sharding = seed_sharding(len(seeds), one_device)
     keys = jax.device_put(_seed_keys(seeds), sharding)
     return Run(run_dir, config, seeds, trainer, sharding, keys)
 

@@ -3,9 +3,10 @@ EnvPool's C++ envs, stepped inside the compiled loop through EnvPool's XLA inter
 
 An EnvPool env is not a pure function of a state: its envs live in a C++ pool that the
 compiled program steps through an XLA custom call. So :class:`EnvPoolEnv` is a *batched*
-env (``batched = True``): it steps all ``num_envs`` envs of a pool at once
-(:meth:`EnvPoolBatch.step`), and the actor calls it without ``jax.vmap``. Each use
-(a run's actor, an evaluation) opens a pool of its own (:meth:`EnvPoolEnv.open`).
+env (``batched = True``): it steps all its envs at once (:meth:`EnvPoolBatch.step`), and
+the actor calls it without ``jax.vmap``. Each use (a run's actor, an evaluation) opens
+envs of its own (:meth:`EnvPoolEnv.open`); a ``jax.vmap`` over seeds steps every seed's
+envs in one pool.
 
 EnvPool resets an env on the step *after* its episode ended and ignores that step's
 action. The adapter reports that step as not a transition (``info["valid"]`` false): the
@@ -18,8 +19,8 @@ therefore both its ``next_obs`` and its ``info["final_observation"]``. ``termina
 Image observations ``[C, H, W]`` (Atari's 4 stacked 84x84 frames) are handed on as
 ``[H, W, C]``, the layout of jaxdqn's CNNs; float64 observations as float32.
 
-Limits that come from the pool living outside JAX: one seed per run (a ``jax.vmap`` over
-more than one seed is refused; train more seeds as separate runs), no ``--resume`` (a
+Limits that come from the pool living outside JAX: one ``jax.vmap`` axis over seeds (no
+nested vmaps), one device (the driver places every seed there), no ``--resume`` (a
 checkpoint cannot hold the pool's envs), and the envs' randomness (no-op starts, sticky
 actions) comes from the pool's own ``seed``, not the run's key.
 """
@@ -145,21 +146,25 @@ class EnvPoolEnv:
         )
 
     def open(self, num_envs: int, params: Any) -> EnvPoolBatch:
-        """A new pool of ``num_envs`` envs (made on the host now), to be reset and stepped
-        inside a compiled program."""
+        """``num_envs`` envs per seed to reset and step inside a compiled program; their
+        pool is made on the host when the program is traced, with ``num_envs`` envs per
+        seed the ``jax.vmap`` around it maps over (one pool for all seeds)."""
         seed = self.seed + POOL_SEED_STRIDE * self._pools_opened
         self._pools_opened += 1
-        pool = _quiet(
-            lambda: envpool.make(
-                self.task_id,
-                env_type="gymnasium",
-                num_envs=num_envs,
-                batch_size=num_envs,
-                seed=seed,
-                **_options(params),
+
+        def make_pool(total_envs: int) -> Any:
+            return _quiet(
+                lambda: envpool.make(
+                    self.task_id,
+                    env_type="gymnasium",
+                    num_envs=total_envs,
+                    batch_size=total_envs,
+                    seed=seed,
+                    **_options(params),
+                )
             )
-        )
-        return EnvPoolBatch(pool, self.env_spec(params))
+
+        return EnvPoolBatch(make_pool, num_envs, self.env_spec(params))
 
 
 def _quiet(make: Callable[[], Any]) -> Any:
@@ -178,41 +183,63 @@ def _options(params: Any) -> dict[str, Any]:
 
 
 class EnvPoolBatch:
-    """An open pool: ``reset`` and ``step`` of all its envs at once, jittable (one seed;
-    ``jax.vmap`` over an axis of size 1 is allowed, larger ones are refused)."""
+    """``reset`` and ``step`` of ``num_envs`` envs at once, jittable.
+
+    Under ``jax.vmap`` over ``S`` seeds, one call resets or steps a pool of ``S *
+    num_envs`` envs: the ``s``-th seed of the axis has envs ``s * num_envs .. (s + 1) *
+    num_envs - 1``, which EnvPool seeds ``seed + s * num_envs + j``. A pool is made once
+    per seed count and kept. Nested ``jax.vmap`` s are refused: map the seeds over one
+    axis.
+    """
 
     batched = True
 
-    def __init__(self, pool: Any, spec: EnvSpec):
-        self._pool = pool
+    def __init__(self, make_pool: Callable[[int], Any], num_envs: int, spec: EnvSpec):
+        self._make_pool = make_pool
+        self._pools: dict[int, tuple[Any, np.ndarray, Callable]] = {}
+        self.num_envs = num_envs
         self.spec = spec
-        self.num_envs = int(pool.config["num_envs"])
-        handle, _, _, step = pool.xla()
-        self._handle = np.asarray(handle)
-        self._xla_step = step
-        self.reset = _one_seed(self._reset)
-        self.step = _one_seed(self._step)
+        self.reset = _over_seeds(self._reset, self._split_seeds, _merge_reset_args)
+        self.step = _over_seeds(self._step, self._split_seeds, _merge_step_args)
 
-    def _reset(self, key: jax.Array) -> tuple[jax.Array, EnvPoolState]:
-        """Every env reset on the host: ``(obs [num_envs, *obs_shape], state)``. The key is
-        not used (the pool has its own seed)."""
+    def _pool(self, seeds: int) -> tuple[Any, np.ndarray, Callable]:
+        """The pool of ``seeds * num_envs`` envs, its handle and its XLA step."""
+        if seeds not in self._pools:
+            pool = self._make_pool(seeds * self.num_envs)
+            handle, _, _, step = pool.xla()
+            self._pools[seeds] = (pool, np.asarray(handle), step)
+        return self._pools[seeds]
+
+    def _reset(self, key: jax.Array, seeds: int = 1) -> tuple[jax.Array, EnvPoolState]:
+        """Every env reset on the host: ``(obs [seeds * num_envs, *obs_shape], state)``.
+        The key is not used (the pool has its own seed)."""
         del key
-        obs_struct = jax.ShapeDtypeStruct((self.num_envs, *self._pool_obs_shape()), self._dtype())
-        handle_struct = jax.ShapeDtypeStruct(self._handle.shape, self._handle.dtype)
-        obs, handle = jax.experimental.io_callback(
-            self._host_reset, (obs_struct, handle_struct), ordered=False
+        pool, handle, _ = self._pool(seeds)
+        n = seeds * self.num_envs
+        shape = self.spec.obs_shape
+        pool_shape = shape[-1:] + shape[:-1] if len(shape) == 3 else shape
+        structs = (
+            jax.ShapeDtypeStruct((n, *pool_shape), self.spec.obs_dtype),
+            jax.ShapeDtypeStruct(handle.shape, handle.dtype),
         )
-        state = EnvPoolState(handle=handle, needs_reset=jnp.zeros(self.num_envs, bool))
+
+        def host_reset() -> tuple[np.ndarray, np.ndarray]:
+            obs, _ = _quiet(pool.reset)
+            return np.asarray(obs, self.spec.obs_dtype), handle
+
+        obs, token = jax.experimental.io_callback(host_reset, structs, ordered=False)
+        state = EnvPoolState(handle=token, needs_reset=jnp.zeros(n, bool))
         return self._observation(obs), state
 
-    def _step(self, key: jax.Array, state: EnvPoolState, actions: jax.Array) -> tuple:
+    def _step(self, key: jax.Array, state: EnvPoolState, actions: jax.Array, seeds: int = 1):
         """One step of every env: gymnax's ``(obs, state, reward, terminated, truncated,
-        info)`` with leaves ``[num_envs, ...]``; ``info`` holds ``final_observation``,
-        ``valid`` (false for EnvPool's reset steps) and, for Atari, ``raw_reward`` (the
-        unclipped reward, which episode returns add up)."""
+        info)`` with leaves ``[seeds * num_envs, ...]``; ``info`` holds
+        ``final_observation``, ``valid`` (false for EnvPool's reset steps) and, for Atari,
+        ``raw_reward`` (the unclipped reward, which episode returns add up)."""
         del key
+        _, _, xla_step = self._pool(seeds)
         handle, (obs, reward, terminated, truncated, info) = _quiet(
-            lambda: self._xla_step(state.handle, actions.astype(jnp.int32))
+            lambda: xla_step(state.handle, actions.astype(jnp.int32))
         )
         obs = self._observation(obs)
         valid = ~state.needs_reset
@@ -227,39 +254,65 @@ class EnvPoolBatch:
             {"final_observation": obs, "valid": valid, **extra},
         )
 
-    def _host_reset(self) -> tuple[np.ndarray, np.ndarray]:
-        obs, _ = _quiet(self._pool.reset)
-        return np.asarray(obs, self._dtype()), self._handle
-
-    def _pool_obs_shape(self) -> tuple[int, ...]:
-        shape = self.spec.obs_shape
-        return shape[-1:] + shape[:-1] if len(shape) == 3 else shape
-
-    def _dtype(self) -> np.dtype:
-        return self.spec.obs_dtype
-
     def _observation(self, obs: jax.Array) -> jax.Array:
-        obs = obs.astype(self._dtype())
+        obs = obs.astype(self.spec.obs_dtype)
         return jnp.moveaxis(obs, 1, -1) if obs.ndim == 4 else obs
 
+    @staticmethod
+    def _split_seeds(out: Any, seeds: int) -> Any:
+        """Leaves ``[seeds * num_envs, ...]`` as ``[seeds, num_envs, ...]``; the pool's
+        handle ``[H]`` repeated for every seed."""
 
-def _one_seed(fn: Callable) -> Callable:
-    """``fn`` that ``jax.vmap`` maps over an axis of size 1 (the calls run once, on the
-    only element) and refuses to map over more: the pool holds one seed's envs."""
-    mapped = jax.custom_batching.custom_vmap(fn)
+        def split(x: Any) -> Any:
+            if isinstance(x, EnvPoolState):
+                handle = jnp.broadcast_to(x.handle, (seeds, *x.handle.shape))
+                return EnvPoolState(handle, x.needs_reset.reshape(seeds, -1))
+            return jax.tree.map(lambda leaf: leaf.reshape(seeds, -1, *leaf.shape[1:]), x)
+
+        return jax.tree.map(split, out, is_leaf=lambda x: isinstance(x, EnvPoolState))
+
+
+def _merge_reset_args(key: jax.Array) -> tuple:
+    return (key[0],)
+
+
+def _merge_step_args(key: jax.Array, state: EnvPoolState, actions: jax.Array) -> tuple:
+    """Seed-batched step arguments for the one pool: envs ``[seeds * num_envs]``."""
+    merged = EnvPoolState(handle=state.handle[0], needs_reset=state.needs_reset.reshape(-1))
+    return key[0], merged, actions.reshape(-1)
+
+
+def _over_seeds(fn: Callable, split: Callable, merge: Callable) -> Callable:
+    """``fn`` (one seed's envs) that ``jax.vmap`` maps over ``S`` seeds by one call of
+    ``fn(*merge(*args), seeds=S)`` on all their envs, whose output ``split`` gives back per
+    seed."""
+    mapped = jax.custom_batching.custom_vmap(lambda *args: fn(*args, seeds=1))
 
     @mapped.def_vmap
     def rule(axis_size: int, in_batched: list, *args: Any):
-        if axis_size != 1:
-            raise ValueError(
-                f"an EnvPool env trains one seed per run: jax.vmap over {axis_size} seeds "
-                "would step one pool for all of them. Train each seed as its own run."
-            )
-        unbatched = [
-            jax.tree.map(lambda x, b: x[0] if b else x, arg, batched)
-            for arg, batched in zip(args, in_batched, strict=True)
+        batched = [
+            jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *x.shape)), a, m)
+            for a, m in zip(args, in_batched, strict=True)
         ]
-        out = mapped(*unbatched)
-        return jax.tree.map(lambda x: x[None], out), jax.tree.map(lambda _: True, out)
+        out = split(_outermost(fn)(*merge(*batched), seeds=axis_size), axis_size)
+        return out, jax.tree.map(lambda _: True, out)
 
     return mapped
+
+
+def _outermost(fn: Callable) -> Callable:
+    """``fn`` refusing any further ``jax.vmap`` around the one that maps the seeds."""
+
+    def call(*args: Any, seeds: int) -> Any:
+        inner = jax.custom_batching.custom_vmap(lambda *a: fn(*a, seeds=seeds))
+
+        @inner.def_vmap
+        def refuse(axis_size: int, in_batched: list, *a: Any):
+            raise ValueError(
+                "an EnvPool env maps its seeds over one jax.vmap; a jax.vmap around it "
+                f"(of size {axis_size}) is refused: put every seed on one axis."
+            )
+
+        return inner(*args)
+
+    return call
