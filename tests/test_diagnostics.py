@@ -66,7 +66,11 @@ def test_effective_rank_matches_numpy_and_hand_counts():
     a, b = RNG.normal(size=(32, 1)), RNG.normal(size=(32, 1))
     rank2 = (a @ RNG.normal(size=(1, 8)) + b @ RNG.normal(size=(1, 8))).astype(np.float32)
     assert numpy_srank(rank2) <= 2
-    for h in (FEATURES, rank2, np.eye(6, dtype=np.float32)):
+    # A wide layer of rank 1: float32 rounding of its 255 zero eigenvalues must not count
+    # as rank (it made 2 of it).
+    rank1_wide = (RNG.normal(size=(256, 1)) @ RNG.normal(size=(1, 256))).astype(np.float32)
+    assert numpy_srank(rank1_wide) == 1
+    for h in (FEATURES, rank2, rank1_wide, np.eye(6, dtype=np.float32)):
         for value in three_ways(diagnostics.effective_rank, h):
             assert int(value) == numpy_srank(h)
     # Identity: equal singular values, so every one is needed.

@@ -7,13 +7,15 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_ARGS, TINY_CHAIN, jitted_train, readme_block
 
 import jaxdqn
-from jaxdqn.host import cli
+from jaxdqn.host import cli, driver
 from jaxdqn.host.doctor import first_non_finite, random_policy_return
+from jaxdqn.host.monitor import metrics_path
 
 
 def codes(findings) -> list[str]:
@@ -98,6 +100,28 @@ def test_the_guard_stops_a_nan_run_and_keeps_the_checkpoint_before(tmp_path, cap
     assert cli.main(["eval", str(run_dir), "--checkpoint", "latest", "--episodes", "2"]) == 0
     assert cli.main(["doctor", str(run_dir)]) == 1
     assert "non_finite" in capsys.readouterr().out
+
+
+def test_the_guard_sees_parameters_gone_infinite_without_health_signals(tmp_path):
+    """With ``diagnostics=False`` the learner logs no ``params_finite``; the driver's rows
+    still hold it, so parameters made infinite by a window's last update (its loss and
+    gradients were finite) stop the run at that window, not a window later."""
+    config = dataclasses.replace(TINY_CHAIN, diagnostics=False)
+    run = driver.start_run(config, [0, 1], tmp_path)
+    trainer = run.trainer
+
+    def overflowing(state, num_log_points):  # parameters overflow in the window ending at 480
+        state, metrics = trainer.run(state, num_log_points)
+        blown = jax.tree.map(lambda p: jnp.where(state.env_steps >= 480, jnp.inf, p), state.params)
+        return state._replace(learner=state.learner._replace(params=blown)), metrics
+
+    run = dataclasses.replace(run, trainer=trainer._replace(run=overflowing))
+    with pytest.raises(driver.NonFiniteRun) as stopped:
+        driver.fit(run, eval_episodes=2, checkpoint_every=0)
+    assert stopped.value.found == [(seed, 480, "the online parameters") for seed in (0, 1)]
+    rows = [json.loads(line) for line in metrics_path(run.run_dir, 1).read_text().splitlines()]
+    assert [row["params_finite"] for row in rows] == [1, 1, 0]
+    assert "non_finite" in rows[-1] and rows[-1]["non_finite"] == 0  # the loss saw nothing
 
 
 def test_doctor_on_a_finished_run_writes_its_diagnosis(tiny_run, capsys):

@@ -54,7 +54,8 @@ def effective_rank(features: jax.Array, delta: chex.Numeric = SRANK_DELTA) -> ja
 
     The singular values come from :func:`symmetric_eigenvalues` of the Gram matrix, in
     plain JAX operations: LAPACK's SVD inside the loop of a program whose seeds are split
-    over CPU devices never returns.
+    over CPU devices never returns. Eigenvalues below ``U * eps_float32 * λmax``, float32
+    rounding of exact zeros, count as 0.
 
     Args:
       features: ``[B, U]`` activations of the last hidden layer.
@@ -67,7 +68,10 @@ def effective_rank(features: jax.Array, delta: chex.Numeric = SRANK_DELTA) -> ja
     scale = jnp.sqrt(jnp.sum(h * h))
     h = h / jnp.where(scale > 0, scale, 1.0)
     eigenvalues = symmetric_eigenvalues(h.T @ h)  # increasing, summing to 1
-    sigma = jnp.sqrt(jnp.maximum(eigenvalues, 0.0))[::-1]  # decreasing
+    # float32 rounding leaves eigenvalues of ~U * eps * λmax where the exact ones are 0;
+    # their square roots (~3e-3 σmax each) would count as rank. Below that floor: 0.
+    floor = h.shape[1] * jnp.finfo(jnp.float32).eps * eigenvalues[-1]
+    sigma = jnp.sqrt(jnp.where(eigenvalues > floor, eigenvalues, 0.0))[::-1]  # decreasing
     total = jnp.sum(sigma)
     reached = jnp.cumsum(sigma) >= (1.0 - delta) * total
     return jnp.where(scale > 0, jnp.argmax(reached) + 1, 0).astype(jnp.int32)

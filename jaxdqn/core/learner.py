@@ -182,7 +182,13 @@ def sync_target(
 
 
 def td_errors(
-    q_network: nn.Module, params: Any, target_params: Any, batch: Batch, *, double_q: bool
+    q_network: nn.Module,
+    params: Any,
+    target_params: Any,
+    batch: Batch,
+    *,
+    double_q: bool,
+    q_tm1: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """TD errors of a batch and the Q-values of the actions taken.
 
@@ -193,11 +199,13 @@ def td_errors(
         already holds ``gamma`` (to the power n for n-step returns) and the termination.
       double_q: select the next action with the online net and value it with the target
         net (van Hasselt et al. 2016), instead of the target net's max.
+      q_tm1: the online Q-values ``[B, A]`` of ``batch.obs`` where the caller has them
+        already; ``None`` computes them.
 
     Returns:
       ``(td [B], q_taken [B])``; gradients flow only through ``q_taken``.
     """
-    q_tm1 = q_network.apply(params, batch.obs)
+    q_tm1 = q_network.apply(params, batch.obs) if q_tm1 is None else q_tm1
     q_t_value = q_network.apply(target_params, batch.next_obs)
     if double_q:
         q_t_selector = q_network.apply(params, batch.next_obs)
@@ -343,7 +351,12 @@ def _inspect(
 ) -> InspectSignals:
     q_values, layers = hidden_features(parts.q_network, state.params, batch.obs)
     td, _ = td_errors(
-        parts.q_network, state.params, state.target_params, batch, double_q=parts.double_q
+        parts.q_network,
+        state.params,
+        state.target_params,
+        batch,
+        double_q=parts.double_q,
+        q_tm1=q_values,
     )
     nan = jnp.float32(jnp.nan)
     if layers:

@@ -102,6 +102,11 @@ class _Rows:
         tail = values[:, -max(1, math.ceil(values.shape[1] * END_SHARE)) :]
         return _nanmean(tail)
 
+    def final_return(self) -> np.ndarray:
+        """``[S]``: the better of the training return at the end and the greedy return."""
+        end = self.end("episode_return")
+        return end if self.greedy_return is None else np.fmax(end, self.greedy_return)
+
 
 def _nanmean(values: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN; NaN where every value is NaN."""
@@ -285,9 +290,7 @@ def _random_level(rows: _Rows) -> np.ndarray:
 
 def _no_improvement(rows: _Rows) -> Finding | None:
     start = _random_level(rows)
-    end = rows.end("episode_return")
-    if rows.greedy_return is not None:
-        end = np.fmax(end, rows.greedy_return)
+    end = rows.final_return()
     margin = IMPROVEMENT_MARGIN * np.maximum(np.abs(start), 1.0)
     flat = ~np.isnan(start) & ~np.isnan(end) & ~(end > start + margin) & ~_solved(rows, end)
     if not flat.any():
@@ -434,9 +437,7 @@ def _poor_returns(rows: _Rows, no_improvement: Finding | None) -> np.ndarray:
     """``[S]``: seeds whose returns did not improve, or end below a known solved level."""
     from jaxdqn.presets import SOLVED_RETURN
 
-    end = rows.end("episode_return")
-    if rows.greedy_return is not None:
-        end = np.fmax(end, rows.greedy_return)
+    end = rows.final_return()
     poor = np.isin(rows.seeds, no_improvement.seeds if no_improvement else ())
     if rows.config.env_id in SOLVED_RETURN:
         poor |= ~_solved(rows, end)

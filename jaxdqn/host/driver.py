@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
 from jaxdqn.budget import SCALED_FIELDS, scale_schedules
 from jaxdqn.config import DQNConfig
+from jaxdqn.core.diagnostics import tree_is_finite
 from jaxdqn.core.loop import Trainer, TrainState
 from jaxdqn.core.types import check_int
 from jaxdqn.dqn import bind_config_env, estimate_values, evaluate, make_trainer
@@ -54,6 +56,8 @@ EVAL_SEED = 1
 # The metric row field the driver adds: seconds of training (compiling and evaluation
 # excluded; a resumed run goes on from its last row) when the row reached the host.
 WALL_TIME = "wall_time_s"
+# The guard's check of the parameters, in every row the driver writes.
+PARAMS_FINITE = "params_finite"
 
 
 class NonFiniteRun(RuntimeError):
@@ -550,11 +554,26 @@ def fit(
 
 
 def _compile_chunk(run: Run, state: TrainState) -> Callable[[TrainState], tuple[TrainState, Any]]:
-    """The training program: one log window of every seed, the state donated."""
-    chunk = jax.jit(
-        jax.vmap(lambda s: run.trainer.run(s, 1)), donate_argnums=0, out_shardings=run.sharding
-    )
+    """The training program: one log window of every seed, the state donated. Its rows
+    always hold ``params_finite`` (the guard's check of the parameters after the window),
+    also when the learner logs no health signals."""
+
+    def window(state: TrainState) -> tuple[TrainState, Any]:
+        state, metrics = run.trainer.run(state, 1)
+        if PARAMS_FINITE not in metrics:
+            finite = tree_is_finite(state.params).astype(jnp.float32)
+            metrics = {**metrics, PARAMS_FINITE: finite[None]}
+        return state, metrics
+
+    chunk = jax.jit(jax.vmap(window), donate_argnums=0, out_shardings=run.sharding)
     return chunk.lower(state).compile()
+
+
+def chunk_metric_names(trainer: Trainer) -> tuple[str, ...]:
+    """The metrics of the driver's rows: the trainer's, ``params_finite`` and
+    ``wall_time_s``."""
+    extra = () if PARAMS_FINITE in trainer.metric_names else (PARAMS_FINITE,)
+    return (*trainer.metric_names, *extra, WALL_TIME)
 
 
 def _train_chunks(
@@ -570,7 +589,7 @@ def _train_chunks(
     the guard stops at the first chunk with a non-finite seed."""
     config, interval = run.config, run.config.resolved_log_interval()
     first = run.start_steps // interval
-    writer = MetricsWriter(run.run_dir, run.seeds, (*run.trainer.metric_names, WALL_TIME))
+    writer = MetricsWriter(run.run_dir, run.seeds, chunk_metric_names(run.trainer))
     started = time.perf_counter() - run.wall_time_s
 
     def write_rows(metrics: dict[str, np.ndarray]) -> None:
