@@ -32,9 +32,18 @@ SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--n
 
 @pytest.mark.parametrize(
     "script",
-    ["throughput", "learning", "progress_overhead", "chain_walk_seeds", "diagnostics_overhead"],
+    [
+        "throughput",
+        "learning",
+        "progress_overhead",
+        "chain_walk_seeds",
+        "diagnostics_overhead",
+        "envpool_speed",
+    ],
 )
 def test_benchmark_smoke(script, tmp_path):
+    if script == "envpool_speed":
+        pytest.importorskip("envpool", reason='EnvPool: pip install "jaxdqn[envpool]"')
     args = SMOKE_ARGS.get(script, [])
     out = run_script(f"benchmarks/{script}.py", "--smoke", "--out", str(tmp_path), *args)
     results = list(tmp_path.glob("*.json"))
