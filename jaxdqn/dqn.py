@@ -202,7 +202,8 @@ def evaluate(
     Args:
       config: the :class:`jaxdqn.DQNConfig` the params were trained with.
       params: Q-network parameters of one seed.
-      key: PRNG key (resets, ε draws, env randomness).
+      key: PRNG key (resets, ε draws, env randomness; an EnvPool env's randomness comes
+        from its pool's seed instead).
       num_episodes: static positive int.
       epsilon: ε of the ε-greedy policy; ``None`` uses ``config.eval_epsilon`` (0 by
         default: greedy).

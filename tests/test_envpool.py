@@ -160,6 +160,12 @@ def test_seeds_on_one_vmap_axis_and_clear_errors():
     keys = jax.random.split(jax.random.key(0), 6).reshape(2, 3)
     with pytest.raises(ValueError, match=r"a jax.vmap around it \(of size 2\) is refused"):
         jax.eval_shape(jax.vmap(jax.vmap(trainer.init)), keys)
+    # One key for every seed resets the envs outside the vmap that steps them.
+    q_network = jaxdqn.build(BREAKOUT).q_network
+    params = jax.vmap(lambda k: q_network.init(k, jnp.zeros((1, 84, 84, 4), jnp.uint8)))(keys[0])
+    shared_key = jax.random.key(1)
+    with pytest.raises(ValueError, match=r"stepped under a jax\.vmap it was not reset under"):
+        jax.eval_shape(jax.vmap(lambda p: jaxdqn.evaluate(BREAKOUT, p, shared_key, 2)), params)
     with pytest.raises(ValueError, match=r"'envpool/Pong-v55' is not a envpool env\. Did you"):
         jaxdqn.bind_env("envpool/Pong-v55")
     with pytest.raises(ValueError, match="Box action space; DQN needs a discrete one"):

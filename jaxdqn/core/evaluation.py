@@ -16,6 +16,9 @@ from jaxdqn.core.exploration import epsilon_greedy
 from jaxdqn.core.types import check_int
 from jaxdqn.envs import BoundEnv, open_envs
 
+# The envs an evaluation opens are seeded apart from training's (EnvPool's pool seeds).
+EVALUATION_STREAM = 1
+
 
 def evaluate_policy(
     bound: BoundEnv,
@@ -36,7 +39,8 @@ def evaluate_policy(
       bound: the environment (:func:`jaxdqn.envs.bind_env`); it must have a time limit.
       q_network: the Q-network (``apply(params, obs [B, ...]) -> [B, num_actions]``).
       params: its parameters, one seed.
-      key: PRNG key (resets, ε draws, env randomness).
+      key: PRNG key (resets, ε draws, env randomness; an EnvPool env's randomness comes
+        from its pool's seed instead).
       num_episodes: static positive int.
       epsilon: ε of the ε-greedy policy in [0, 1]; 0 is greedy.
 
@@ -186,7 +190,7 @@ def record_episode(
       :class:`Recording` with ``T = steps``.
     """
     check_int("steps", steps)
-    bound = open_envs(bound, 1)
+    bound = open_envs(bound, 1, EVALUATION_STREAM)
     key_reset, key_run = jax.random.split(key)
     obs, env_state = reset_envs(bound, key_reset, 1)
 
@@ -223,7 +227,7 @@ def _play(
     returns and the Q-value of each first action, float32 ``[num_episodes]`` each."""
     if not 0.0 <= float(epsilon) <= 1.0:
         raise ValueError(f"epsilon={epsilon!r} is invalid: must be in [0, 1].")
-    bound = open_envs(bound, num_episodes)
+    bound = open_envs(bound, num_episodes, EVALUATION_STREAM)
     key_reset, key_run = jax.random.split(key)
     obs, env_state = reset_envs(bound, key_reset, num_episodes)
 

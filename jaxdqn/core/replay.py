@@ -395,6 +395,8 @@ def n_step_batch(
         ended = data.terminated[last] | data.truncated[last]
         rows = (slots + k * stride) % capacity
         alive = alive & ~ended & (k * stride <= written_after)
+        if data.valid is not None:  # never sum over a step that is not a transition
+            alive = alive & data.valid[rows]
         if greedy_actions is not None:
             alive = alive & (greedy_actions(data.obs[rows]) == data.action[rows])
         reward = reward + jnp.where(alive, gamma**k * data.reward[rows], 0.0)

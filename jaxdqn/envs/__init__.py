@@ -124,11 +124,12 @@ def is_batched(bound: BoundEnv) -> bool:
     return bool(getattr(bound.env, "batched", False))
 
 
-def open_envs(bound: BoundEnv, num_envs: int) -> BoundEnv:
-    """``bound`` ready to reset and step ``num_envs`` envs: a batched env opens a new pool
-    of its own (made on the host now); any other env is returned as it is."""
+def open_envs(bound: BoundEnv, num_envs: int, stream: int = 0) -> BoundEnv:
+    """``bound`` ready to reset and step ``num_envs`` envs: a batched env opens envs of its
+    own, seeded for ``stream`` (0: training, 1: evaluation); any other env is returned as
+    it is."""
     if is_batched(bound) and hasattr(bound.env, "open"):
-        return bound._replace(env=bound.env.open(num_envs, bound.params))
+        return bound._replace(env=bound.env.open(num_envs, bound.params, stream))
     return bound
 
 

@@ -346,7 +346,8 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
     trainer = make_trainer(config)
-    needed = check_memory(config, len(seeds), trainer=trainer)
+    outside = steps_envs_outside_jax(config)
+    needed = check_memory(config, len(seeds), trainer=trainer, one_device=outside)
     environment = versions()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     name = config.env_id.replace(":", ".").replace("/", ".")  # import paths, suite/Id

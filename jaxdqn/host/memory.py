@@ -81,7 +81,13 @@ def device_memory_bytes(device: jax.Device | None = None) -> int | None:
         return None
 
 
-def check_memory(config, num_seeds: int, device: jax.Device | None = None, trainer=None) -> int:
+def check_memory(
+    config,
+    num_seeds: int,
+    device: jax.Device | None = None,
+    trainer=None,
+    one_device: bool = False,
+) -> int:
     """Raises before compiling if ``num_seeds`` states of ``config`` cannot fit.
 
     The seeds are spread as :func:`jaxdqn.seed_sharding` spreads them. Accelerators each
@@ -93,6 +99,7 @@ def check_memory(config, num_seeds: int, device: jax.Device | None = None, train
       num_seeds: seeds trained together (``jax.vmap``).
       device: the device to check; default ``jax.devices()[0]``.
       trainer: ``make_trainer(config)`` where the caller has it (else it is built).
+      one_device: every seed goes on one device (an env outside JAX, such as EnvPool's).
 
     Returns:
       The bytes the states need on the most loaded device (on a CPU: in all).
@@ -102,7 +109,8 @@ def check_memory(config, num_seeds: int, device: jax.Device | None = None, train
     """
     device = device or jax.devices()[0]
     per_seed = state_bytes(config, trainer)
-    devices = 1 if device.platform == "cpu" else seed_sharding(num_seeds).num_devices
+    spread_out = device.platform != "cpu" and not one_device
+    devices = seed_sharding(num_seeds).num_devices if spread_out else 1
     seeds_here = num_seeds // devices
     needed = seeds_here * per_seed
     available = device_memory_bytes(device)

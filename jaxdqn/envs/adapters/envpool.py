@@ -40,8 +40,8 @@ from gymnax.environments import spaces
 
 from jaxdqn.envs.contract import EnvSpec
 
-# Added to the pool seed of every pool opened after the first, so an evaluation does not
-# replay the training envs' randomness.
+# Added to the pools' seed once per stream (0: training, 1: evaluation), so an evaluation
+# does not replay the training envs' randomness.
 POOL_SEED_STRIDE = 1_000_003
 
 
@@ -91,7 +91,7 @@ class EnvPoolEnv:
     Args:
       task_id: an EnvPool id (``envpool.list_all_envs()``), e.g. ``"Pong-v5"`` or
         ``"CartPole-v1"``; its action space must be discrete.
-      seed: the first pool's seed; later pools add multiples of :data:`POOL_SEED_STRIDE`.
+      seed: the training pools' seed; evaluation pools add :data:`POOL_SEED_STRIDE`.
 
     Raises:
       ValueError: an unknown task, or one with a continuous action space.
@@ -122,7 +122,6 @@ class EnvPoolEnv:
         self.seed = int(seed)
         self.label = f"envpool/{task_id}"
         self._num_actions = int(action_space.n)
-        self._pools_opened = 0
 
     @property
     def default_params(self) -> Any:
@@ -145,12 +144,12 @@ class EnvPoolEnv:
             action_masked=False,
         )
 
-    def open(self, num_envs: int, params: Any) -> EnvPoolBatch:
+    def open(self, num_envs: int, params: Any, stream: int = 0) -> EnvPoolBatch:
         """``num_envs`` envs per seed to reset and step inside a compiled program; their
         pool is made on the host when the program is traced, with ``num_envs`` envs per
-        seed the ``jax.vmap`` around it maps over (one pool for all seeds)."""
-        seed = self.seed + POOL_SEED_STRIDE * self._pools_opened
-        self._pools_opened += 1
+        seed the ``jax.vmap`` around it maps over (one pool for all seeds). ``stream`` 0
+        is training's, 1 evaluation's: each has its own pool seed."""
+        seed = self.seed + POOL_SEED_STRIDE * stream
 
         def make_pool(total_envs: int) -> Any:
             return _quiet(
@@ -200,7 +199,7 @@ class EnvPoolBatch:
         self.num_envs = num_envs
         self.spec = spec
         self.reset = _over_seeds(self._reset, self._split_seeds, _merge_reset_args)
-        self.step = _over_seeds(self._step, self._split_seeds, _merge_step_args)
+        self.step = _over_seeds(self._step, self._split_seeds, _merge_step_args, state_arg=1)
 
     def _pool(self, seeds: int) -> tuple[Any, np.ndarray, Callable]:
         """The pool of ``seeds * num_envs`` envs, its handle and its XLA step."""
@@ -282,14 +281,23 @@ def _merge_step_args(key: jax.Array, state: EnvPoolState, actions: jax.Array) ->
     return key[0], merged, actions.reshape(-1)
 
 
-def _over_seeds(fn: Callable, split: Callable, merge: Callable) -> Callable:
+def _over_seeds(
+    fn: Callable, split: Callable, merge: Callable, state_arg: int | None = None
+) -> Callable:
     """``fn`` (one seed's envs) that ``jax.vmap`` maps over ``S`` seeds by one call of
     ``fn(*merge(*args), seeds=S)`` on all their envs, whose output ``split`` gives back per
-    seed."""
+    seed. The argument at ``state_arg`` (the envs' state) must be mapped: a state reset
+    outside the ``vmap`` belongs to another pool."""
     mapped = jax.custom_batching.custom_vmap(lambda *args: fn(*args, seeds=1))
 
     @mapped.def_vmap
     def rule(axis_size: int, in_batched: list, *args: Any):
+        if state_arg is not None and not all(jax.tree.leaves(in_batched[state_arg])):
+            raise ValueError(
+                "an EnvPool env is stepped under a jax.vmap it was not reset under (one key "
+                "for every seed?): its envs were reset in another pool. Give each seed its "
+                "own key, so that reset and step are mapped alike."
+            )
         batched = [
             jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *x.shape)), a, m)
             for a, m in zip(args, in_batched, strict=True)
