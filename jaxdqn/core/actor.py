@@ -82,8 +82,9 @@ def legal_actions(bound: BoundEnv, env_state: Any) -> jax.Array | None:
 def step_envs(bound: BoundEnv, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple:
     """One step of every env (``actions`` int ``[num_envs]``), each with its own key: the
     gymnax ``(obs, state, reward, terminated, truncated, info)`` with leaves
-    ``[num_envs, ...]``. A batched env steps all its envs in one call; its ``info`` may
-    hold ``valid`` (bool ``[num_envs]``, false for a step that is not a transition)."""
+    ``[num_envs, ...]``. A batched env steps all its envs in one call. ``info`` may hold
+    ``valid`` (bool ``[num_envs]``, false for a step that is not a transition) and
+    ``raw_reward`` (the unclipped reward, which episode returns add up instead)."""
     if is_batched(bound):
         return bound.env.step(key, env_state, actions)
     step = jax.vmap(bound.env.step, in_axes=(0, 0, 0, None))

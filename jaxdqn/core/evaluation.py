@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxdqn.core.actor import legal_actions, reset_envs, step_envs
 from jaxdqn.core.exploration import epsilon_greedy
 from jaxdqn.core.types import check_int
-from jaxdqn.envs import BoundEnv, open_envs
+from jaxdqn.envs import BoundEnv, open_envs, replace_params
 
 # The envs an evaluation opens are seeded apart from training's (EnvPool's pool seeds).
 EVALUATION_STREAM = 1
@@ -118,20 +118,13 @@ def evaluate_values(
             "of an episode cannot be measured."
         )
     lifted = bound._replace(
-        params=_with_time_limit(bound.params, horizon),
+        params=replace_params(bound.params, max_steps_in_episode=horizon),
         spec=bound.spec._replace(max_episode_steps=horizon),
     )
     _, discounted, q_first = _play(
         lifted, q_network, params, key, num_episodes, epsilon, gamma, horizon
     )
     return EpisodeValues(q_first=q_first, discounted=discounted)
-
-
-def _with_time_limit(params: Any, limit: int) -> Any:
-    """``params`` with ``max_steps_in_episode = limit`` (a flax dataclass or a NamedTuple)."""
-    if hasattr(params, "_replace"):
-        return params._replace(max_steps_in_episode=limit)
-    return params.replace(max_steps_in_episode=limit)
 
 
 def _act(

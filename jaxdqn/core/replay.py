@@ -182,6 +182,7 @@ def make_replay(
         batch_size=batch_size,
         n_step=n_step,
         n_step_cut=bool(n_step_cut),
+        valid_flags=bool(valid_flags),
         prioritized=prioritized,
         priority_alpha=priority_alpha,
         priority_beta=priority_beta,
@@ -216,6 +217,7 @@ class _ReplayParts(NamedTuple):
     batch_size: int
     n_step: int
     n_step_cut: bool
+    valid_flags: bool
     prioritized: bool
     priority_alpha: float
     priority_beta: float
@@ -232,12 +234,8 @@ def _init(parts: _ReplayParts, example_obs: jax.Array) -> ReplayState:
 def _add(parts: _ReplayParts, state: ReplayState, transition: Transition) -> ReplayState:
     if parts.prioritized:  # the new rows are drawn with high probability at least once
         slots = parts.storage.write_slots(state)
-        if transition.valid is None:
-            priorities = sum_tree_set_new(state.priorities, slots)
-        else:
-            top = jnp.where(transition.valid, state.priorities.max_priority, 0.0)
-            priorities = sum_tree_set(state.priorities, slots, top)
-        state = state._replace(priorities=priorities)
+        keep = transition.valid if parts.valid_flags else None  # flagged rows: priority 0
+        state = state._replace(priorities=sum_tree_set_new(state.priorities, slots, keep))
     return parts.storage.add(state, transition)
 
 

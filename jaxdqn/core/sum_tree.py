@@ -75,10 +75,14 @@ def sum_tree_set(state: SumTreeState, slots: jax.Array, priorities: jax.Array) -
     )
 
 
-def sum_tree_set_new(state: SumTreeState, slots: jax.Array) -> SumTreeState:
+def sum_tree_set_new(
+    state: SumTreeState, slots: jax.Array, keep: jax.Array | None = None
+) -> SumTreeState:
     """Gives the rows just written at ``slots`` (int ``[n]``) the largest priority set so
-    far, so every new transition is drawn with high probability at least once."""
-    return sum_tree_set(state, slots, jnp.full(slots.shape, state.max_priority))
+    far, so every new transition is drawn with high probability at least once; where
+    ``keep`` (bool ``[n]``, if given) is false, priority 0: never drawn."""
+    top = jnp.full(slots.shape, state.max_priority)
+    return sum_tree_set(state, slots, top if keep is None else jnp.where(keep, top, 0.0))
 
 
 def _descend(values: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -160,9 +160,15 @@ def _params(env: Any, env_params: Any, field: str) -> Any:
         )
     for name, value in given.items():
         given[name] = _as_type_of(known[name], value, f"{field}[{name!r}]")
-    if hasattr(default, "_replace"):
-        return default._replace(**given)
-    return dataclasses.replace(default, **given)
+    return replace_params(default, **given)
+
+
+def replace_params(params: Any, **fields: Any) -> Any:
+    """``params`` with ``fields`` replaced: a NamedTuple (EnvPool's) or a dataclass
+    (gymnax's flax dataclasses)."""
+    if hasattr(params, "_replace"):
+        return params._replace(**fields)
+    return dataclasses.replace(params, **fields)
 
 
 def _as_type_of(current: Any, value: Any, where: str) -> Any:
@@ -255,4 +261,5 @@ __all__ = [
     "is_batched",
     "make_env",
     "open_envs",
+    "replace_params",
 ]
