@@ -32,11 +32,13 @@ import argparse
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from common import median, print_table, timed, write_results
+from peer import peer_config, peer_train
 
 import jaxdqn
 from jaxdqn.core.actor import reset_envs, step_envs
@@ -209,8 +211,9 @@ def updates_part(config):
     return run
 
 
-def measure(name: str, config, seeds: int, repeats: int) -> dict:
-    """One row: the full run and its parts, each vmapped over ``seeds`` seeds."""
+def measure(name: str, config, seeds: int, repeats: int, peer: Callable | None = None) -> dict:
+    """One row: the full run and its parts, each vmapped over ``seeds`` seeds, and
+    ``peer`` (a ``train(key)`` of the same work, :func:`peer.peer_train`) among them."""
     check_memory(config, seeds)
     # Every program, full run and parts alike, spreads its seeds over the visible devices.
     sharding = jaxdqn.seed_sharding(seeds)
@@ -221,6 +224,8 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
         "replay": replay_part(config),
         "updates": updates_part(config),
     }
+    if peer is not None:
+        programs["peer"] = peer
     compiled, compile_s = {}, {}
     for part, fn in programs.items():
         start = time.perf_counter()
@@ -269,10 +274,14 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
         "device_peak_mib": None if peak is None else peak / 2**20,
         "times_s": times,
         "parts_compile_s": compile_s,
+        "peer_s": med.get("peer"),
+        # Above 1 means jaxdqn trains faster than the peer, in the same process and run.
+        "speed_over_peer": med["peer"] / med["full"] if "peer" in med else None,
     }
     print(
         f"  {name}: envs {config.num_envs} seeds {seeds}: full {med['full']:.2f} s, "
-        f"bound {bound:.2f} s ({row['full_over_bound_pct']:.0f}%)",
+        f"bound {bound:.2f} s ({row['full_over_bound_pct']:.0f}%)"
+        + (f", peer {med['peer']:.2f} s" if peer is not None else ""),
         flush=True,
     )
     return row
@@ -280,14 +289,22 @@ def measure(name: str, config, seeds: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 64, 512])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--num-envs", type=int, nargs="*", default=[1, 8, 64, 512])
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", default=[1, 8, 64], help="grid seeds; none: no grid"
+    )
     parser.add_argument("--grid-steps", type=int, default=8_192, help="env steps/seed, grid")
     parser.add_argument("--reference-seeds", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--preset-seeds", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3, help="repeats of grid rows")
     parser.add_argument(
         "--long-repeats", type=int, default=1, help="repeats of reference and preset rows"
+    )
+    parser.add_argument(
+        "--peer-purejaxrl",
+        default=None,
+        metavar="DIR",
+        help="a purejaxrl checkout: time its dqn.py beside the reference setup rows",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
@@ -309,7 +326,8 @@ def main() -> None:
                 measure("grid", grid_config(num_envs, args.grid_steps), seeds, args.repeats)
             )
     long = args.long_repeats
-    rows += [measure("reference setup", reference, s, long) for s in args.reference_seeds]
+    peer = None if args.peer_purejaxrl is None else peer_train(args.peer_purejaxrl, reference)
+    rows += [measure("reference setup", reference, s, long, peer) for s in args.reference_seeds]
     rows += [measure("CartPole preset", preset, s, long) for s in args.preset_seeds]
     print(f"\ndevice {jax.devices()[0].device_kind}, jax {jax.__version__}, "
           f"medians of {args.repeats} repeats")  # fmt: skip
@@ -326,6 +344,8 @@ def main() -> None:
             ("bytes_per_transition", "B/transition", ".1f"),
             ("pairs_f32_bytes_per_transition", "obs+next f32 B", "d"),
             ("program_mib_per_seed", "MiB/seed", ".1f"),
+            *([("peer_s", "peer s", ".2f"), ("speed_over_peer", "speed/peer", ".2f")]
+              if peer is not None else []),
         ],
     )  # fmt: skip
     write_results(
@@ -337,6 +357,10 @@ def main() -> None:
                 "grid_base": dataclasses.asdict(grid_config(8, args.grid_steps)),
                 "reference_setup": dataclasses.asdict(reference),
                 "cartpole_preset": dataclasses.asdict(preset),
+                "peer": None if peer is None else {
+                    "program": "purejaxrl/dqn.py", "checkout": args.peer_purejaxrl,
+                    "config": peer_config(reference),
+                },
             },
             "rows": rows,
         },

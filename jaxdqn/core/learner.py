@@ -27,6 +27,7 @@ from jaxdqn.core.diagnostics import (
     policy_churn,
     tree_is_finite,
 )
+from jaxdqn.core.lockstep import any_in_vmap
 from jaxdqn.core.networks import HIDDEN_COLLECTION, HIDDEN_NAME
 from jaxdqn.core.types import Batch, check_int
 
@@ -165,7 +166,8 @@ def sync_target(
     Every ``period`` updates, ``target <- tau * online + (1 - tau) * target``; otherwise
     unchanged. ``tau=1`` is the hard copy of Mnih et al. (2015); ``period=1`` with a small
     ``tau`` is Polyak averaging; ``period=1, tau=1`` makes targets follow the online net
-    (no target network). Built on optax's ``periodic_update`` and ``incremental_update``.
+    (no target network). Built on optax's ``incremental_update``; the blend is computed
+    only at updates where a sync is due (for any seed of a ``vmap``, :mod:`jaxdqn.core.lockstep`).
 
     Args:
       params: online parameters (any pytree).
@@ -177,8 +179,20 @@ def sync_target(
     Returns:
       The new target parameters, same structure.
     """
-    blended = optax.incremental_update(params, target_params, tau)
-    return optax.periodic_update(blended, target_params, updates, period)
+    due = updates % period == 0
+
+    def blend() -> Any:
+        blended = optax.incremental_update(params, target_params, tau)
+        return jax.tree.map(lambda new, old: jnp.where(due, new, old), blended, target_params)
+
+    return jax.lax.cond(any_in_vmap(due), blend, lambda: target_params)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The L2 norm of every leaf of ``tree`` together, float32 ``[]``: one reduction over
+    the leaves laid end to end (one kernel where a sum per leaf would be many)."""
+    flat = jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(tree)])
+    return jnp.sqrt(jnp.sum(jnp.square(flat)))
 
 
 def td_errors(
@@ -322,7 +336,7 @@ def _update(
     target_params = sync_target(
         params, state.target_params, updates, hparams.target_update_period, hparams.target_tau
     )
-    grad_norm = optax.tree.norm(grads)
+    grad_norm = global_norm(grads)
     stats = UpdateStats(
         loss=value,
         q_value=jnp.mean(q_taken),

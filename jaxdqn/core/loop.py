@@ -11,10 +11,11 @@ three nested ``lax.scan``s with no Python per step:
 * an *env step* acts, steps the envs, stores the transitions and records finished
   episodes: act → step envs → store → (per cycle) learn → record.
 
-Before ``learning_starts`` the learning steps still run but write nothing (a mask, not a
-``lax.cond``: under ``vmap`` a per-seed cond runs both branches and then selects the whole
-state, which would copy the replay memory every cycle); :func:`make_loop`'s ``learn`` is
-the one place that gate is applied.
+Whether a cycle learns is decided once for all the seeds a ``vmap`` maps
+(:mod:`jaxdqn.core.lockstep`): they are in step, so the cycle skips learning, learns for
+every seed, or (seeds at different env steps, where the caller mapped such states) learns
+and masks the seeds still warming up. A per-seed ``lax.cond`` would become a select under
+``vmap``: both branches would run and the whole state be selected, every cycle.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 
 from jaxdqn.core.actor import Actor, ActorState, EpisodeEnds
 from jaxdqn.core.learner import Learner, LearnerState
+from jaxdqn.core.lockstep import all_in_vmap, any_in_vmap
 from jaxdqn.core.replay import Replay, ReplayState
 from jaxdqn.core.types import is_prng_key
 
@@ -263,11 +265,11 @@ def _env_step(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tupl
 
 
 def _learn(
-    parts: _Parts, state: TrainState, active: jax.Array
+    parts: _Parts, state: TrainState, active: jax.Array | bool
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """``updates_per_cycle`` learning steps: sample, update, write priorities back. Where
     ``active`` is false (still warming up) they change nothing, the key included, as if
-    they had not run: the one place learning is gated."""
+    they had not run; ``active=True`` (static) masks nothing."""
     key, key_updates = jax.random.split(state.key)
     replay, learner, hparams = parts.replay, parts.learner, state.hparams
 
@@ -301,13 +303,29 @@ def _learn(
     return state, reduced
 
 
+def _skip_learning(parts: _Parts, state: TrainState, active: jax.Array):
+    """What :func:`_learn` gives where no seed learns: the state unchanged, no statistics."""
+    del active
+    stats = parts.learner.stat_names
+    return state, {
+        name: jnp.float32(-jnp.inf if name in parts.learner.stat_max else 0.0) for name in stats
+    }
+
+
 def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
     # Every update boundary of a cycle that starts at or after learning_starts lies
     # strictly after it (learning_starts is a whole number of cycles).
     learning = carry[0].env_steps >= parts.layout.learning_starts
     steps = parts.layout.steps_per_cycle
     (state, window), _ = jax.lax.scan(partial(_env_step, parts), carry, None, steps)
-    state, reduced = _learn(parts, state, learning)
+    # 0: no seed learns; 1: every seed learns; 2: some do (masked).
+    phase = jnp.where(all_in_vmap(learning), 1, jnp.where(any_in_vmap(learning), 2, 0))
+    branches = (
+        partial(_skip_learning, parts),
+        lambda state, _: _learn(parts, state, True),
+        partial(_learn, parts),
+    )
+    state, reduced = jax.lax.switch(phase, branches, state, learning)
     count = learning * parts.layout.updates_per_cycle
     return (state, window.record_updates(reduced, count, parts.learner.stat_max)), None
 

@@ -1,0 +1,86 @@
+"""Branching once for every seed of a vmap (jaxdqn.core.lockstep), and the loop's and the
+target sync's use of it: their work is a branch under ``jax.vmap``, not a select."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY_CHAIN
+
+import jaxdqn
+from jaxdqn.core.lockstep import all_in_vmap, any_in_vmap
+
+CASES = [[False, False, False], [False, True, False], [True, True, True]]
+
+
+def conds(fn, *args) -> list:
+    """The ``cond`` equations of ``fn``'s jaxpr, at any depth."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "cond":
+                found.append(eqn)
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, tuple | list) else (value,):
+                    if hasattr(sub, "eqns"):
+                        walk(sub)
+                    elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
+                        walk(sub.jaxpr)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("values", CASES)
+def test_any_and_all_reduce_over_the_vmap_plain_jit_and_vmap(values):
+    pred = jnp.asarray(values)
+    for transform in (lambda f: f, jax.jit):
+        for i, v in enumerate(values):  # outside any vmap: the value itself
+            assert bool(transform(any_in_vmap)(pred[i])) == v
+            assert bool(transform(all_in_vmap)(pred[i])) == v
+        mapped_any = transform(jax.vmap(any_in_vmap))(pred)
+        mapped_all = transform(jax.vmap(all_in_vmap))(pred)
+        np.testing.assert_array_equal(mapped_any, np.full(len(values), any(values)))
+        np.testing.assert_array_equal(mapped_all, np.full(len(values), all(values)))
+
+
+def test_nested_vmaps_reduce_over_every_axis():
+    grid = jnp.asarray([[False, False], [False, True]])
+    np.testing.assert_array_equal(jax.vmap(jax.vmap(any_in_vmap))(grid), np.ones((2, 2), bool))
+    np.testing.assert_array_equal(jax.vmap(jax.vmap(all_in_vmap))(grid), np.zeros((2, 2), bool))
+    np.testing.assert_array_equal(
+        jax.vmap(jax.vmap(all_in_vmap))(jnp.ones((2, 3), bool)), np.ones((2, 3), bool)
+    )
+
+
+def test_a_cond_on_it_stays_a_branch_under_vmap():
+    def per_seed(pred, x):
+        return jax.lax.cond(any_in_vmap(pred), lambda: jnp.where(pred, x + 1, x), lambda: x)
+
+    pred, x = jnp.asarray([True, False]), jnp.asarray([1.0, 2.0])
+    np.testing.assert_array_equal(jax.vmap(per_seed)(pred, x), [2.0, 2.0])
+    assert len(conds(jax.vmap(per_seed), pred, x)) == 1
+    # The per-seed predicate itself would be turned into a select: no cond is left.
+    plain = jax.vmap(lambda p, x: jax.lax.cond(p, lambda: x + 1, lambda: x))
+    assert conds(plain, pred, x) == []
+
+
+def test_vmapped_target_sync_is_a_branch():
+    params, target = jnp.ones((3, 4)), jnp.zeros((3, 4))
+    sync = jax.vmap(jaxdqn.sync_target, in_axes=(0, 0, 0, None, None))
+    assert len(conds(sync, params, target, jnp.array([4, 5, 6]), 4, 0.5)) == 1
+    out = sync(params, target, jnp.array([4, 5, 8]), 4, 0.5)  # due for seeds 0 and 2
+    np.testing.assert_array_equal(out, [[0.5] * 4, [0.0] * 4, [0.5] * 4])
+
+
+def test_vmapped_loop_learns_in_a_three_way_branch():
+    """Warm-up, every seed learning, and some seeds learning are the branches of one
+    switch under vmap, so a cycle that learns selects no learner state."""
+    trainer = jaxdqn.make_trainer(TINY_CHAIN)
+    keys = jax.random.split(jax.random.key(0), 2)
+    states = jax.vmap(trainer.init)(keys)
+    found = conds(jax.vmap(lambda s: trainer.run(s, 1)), states)
+    assert any(len(eqn.params["branches"]) == 3 for eqn in found)
