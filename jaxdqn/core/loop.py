@@ -306,10 +306,7 @@ def _learn(
 def _skip_learning(parts: _Parts, state: TrainState, active: jax.Array):
     """What :func:`_learn` gives where no seed learns: the state unchanged, no statistics."""
     del active
-    stats = parts.learner.stat_names
-    return state, {
-        name: jnp.float32(-jnp.inf if name in parts.learner.stat_max else 0.0) for name in stats
-    }
+    return state, _no_stats(parts.learner)
 
 
 def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
@@ -389,12 +386,17 @@ def _empty_window(learner: Learner) -> _Window:
         completed=jnp.int32(0),
         exploration=f32,
         reward_abs_max=f32,
-        update_sums={
-            name: jnp.float32(-jnp.inf) if name in learner.stat_max else f32
-            for name in learner.stat_names
-        },
+        update_sums=_no_stats(learner),
         num_updates=jnp.int32(0),
     )
+
+
+def _no_stats(learner: Learner) -> dict[str, jax.Array]:
+    """The statistics of no update: 0 for sums, -inf for maxima (float32 ``[]`` each)."""
+    return {
+        name: jnp.float32(-jnp.inf if name in learner.stat_max else 0.0)
+        for name in learner.stat_names
+    }
 
 
 def _depend_on_key(state: TrainState, key: jax.Array) -> TrainState:
