@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")  # read when jax is imported
+# The CLI's compilation cache stays off: tests write nothing to the user's cache folder.
+os.environ.setdefault("JAXDQN_COMPILATION_CACHE", "off")
 
 import jax
 import pytest

@@ -16,7 +16,7 @@ import jaxdqn
 import jaxdqn.host.memory
 from jaxdqn.budget import SCALED_FIELDS
 from jaxdqn.core.exploration import exponential_schedule
-from jaxdqn.host import cli, driver
+from jaxdqn.host import cli, commands, driver
 from jaxdqn.host.checkpoint import checkpoint_steps
 
 CARTPOLE = jaxdqn.get_preset("CartPole-v1")
@@ -167,7 +167,7 @@ def test_version_and_listings(capsys):
     assert cli.main(["list", "envs"]) == 0
     out = capsys.readouterr().out
     assert "CartPole-v1" in out and 'navix/<Id>   (pip install "jaxdqn[navix]")' in out
-    table = cli.field_table()
+    table = commands.field_table()
     assert list(table) == [f.name for f in dataclasses.fields(jaxdqn.DQNConfig)]
     assert all(doc for _, _, doc in table.values()), [n for n, v in table.items() if not v[2]]
     assert cli.main(["list", "fields"]) == 0

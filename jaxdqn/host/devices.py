@@ -9,13 +9,12 @@ before JAX starts. A single device runs a program's operations on a thread pool 
 the cores, and for the many small operations of a DQN step, handing them between threads
 costs more than it gains; with ``JAX_NUM_CPU_DEVICES`` set to the core count each core
 trains its share of the seeds (the README's "every core" section has the measurements).
-``jaxdqn train``, the benchmarks and the learning tests spread their seeds this way
-whenever more than one device is visible.
+``jaxdqn train`` sets it (:mod:`jaxdqn.host.startup`; from Python, ``jaxdqn.prepare_jax``),
+and the CLI, the benchmarks and the learning tests spread their seeds this way whenever
+more than one device is visible.
 """
 
 from __future__ import annotations
-
-import os
 
 import jax
 import numpy as np
@@ -53,13 +52,6 @@ def seed_sharding(num_seeds: int, devices: list[jax.Device] | None = None) -> Na
     used = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
     mesh = Mesh(np.array(devices[:used]), (SEED_AXIS,))
     return NamedSharding(mesh, PartitionSpec(SEED_AXIS))
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def cores_hint(platform_name: str, num_devices: int, num_seeds: int, cores: int) -> str | None:
