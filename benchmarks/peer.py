@@ -7,10 +7,16 @@ from ``peer_dir`` unmodified. Two shims make it run on today's gymnax and JAX, a
 ``LegacyStepAPIWrapper`` (the 5-value step it was written for, ``done = terminated or
 truncated``) and the removed ``jax.tree_map`` is aliased to ``jax.tree.map``. The peer
 needs ``flashbax`` (0.1.3 was used) and imports ``wandb``, which is stubbed when missing.
+
+The peer's ``train`` replaces the seed's key with ``PRNGKey(0)`` before it initialises the
+network (purejaxrl issue #35), so its seeds share the initial parameters, every ε-greedy
+draw and every replay sample. ``keep_seed_keys=True`` times it with that fixed: the dummy
+key that shapes its buffer gets a name of its own (:func:`seed_keys_kept`).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from collections.abc import Callable
@@ -60,12 +66,41 @@ def peer_config(config: jaxdqn.DQNConfig) -> dict:
     }
 
 
-def peer_train(peer_dir: str | Path, config: jaxdqn.DQNConfig) -> Callable:
+# The line of the peer's train that replaces the seed's key (purejaxrl issue #35).
+SEED_KEY_LOST = "rng = jax.random.PRNGKey(0)  # use a dummy rng here"
+
+
+def seed_keys_kept(source: str) -> str:
+    """``dqn.py``'s source with the seed's key kept: from :data:`SEED_KEY_LOST` to the
+    line that initialises the buffer, ``rng`` in the code is renamed ``dummy_rng``.
+
+    Raises:
+      ValueError: if the source does not hold that line once, followed by the buffer's
+        ``buffer.init(`` (another version of the peer).
+    """
+    lines = source.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.strip() == SEED_KEY_LOST]
+    if len(starts) != 1:
+        raise ValueError(f"dqn.py holds {SEED_KEY_LOST!r} {len(starts)} times, not once.")
+    start = starts[0]
+    end = next((i for i in range(start, len(lines)) if "buffer.init(" in lines[i]), None)
+    if end is None:
+        raise ValueError("dqn.py: no buffer.init( after the dummy key; another version?")
+    for i in range(start, end + 1):
+        code, hash_, comment = lines[i].partition("#")
+        lines[i] = re.sub(r"\brng\b", "dummy_rng", code) + hash_ + comment
+    return "".join(lines)
+
+
+def peer_train(
+    peer_dir: str | Path, config: jaxdqn.DQNConfig, keep_seed_keys: bool = False
+) -> Callable:
     """The peer's ``train`` for ``config``, taking a typed PRNG key like jaxdqn's.
 
     Args:
       peer_dir: a checkout of github:luchris429/purejaxrl (holding ``purejaxrl/dqn.py``).
       config: a config of the reference setup's shape (:func:`peer_config`).
+      keep_seed_keys: run the peer with its seeds' keys kept (:func:`seed_keys_kept`).
 
     Returns:
       ``train(key) -> dict`` (the peer's output), to ``jax.jit(jax.vmap(...))``.
@@ -90,5 +125,12 @@ def peer_train(peer_dir: str | Path, config: jaxdqn.DQNConfig) -> Callable:
     from purejaxrl import dqn
 
     dqn.LogWrapper = lambda env: LegacyStepAPIWrapper(LogWrapper(env))
+    if keep_seed_keys:
+        fixed = types.ModuleType("purejaxrl.dqn_seed_keys_kept")
+        fixed.__file__ = dqn.__file__
+        source = seed_keys_kept(Path(dqn.__file__).read_text())
+        exec(compile(source, dqn.__file__, "exec"), fixed.__dict__)
+        fixed.LogWrapper = dqn.LogWrapper
+        dqn = fixed
     train = dqn.make_train(peer_config(config))
     return lambda key: train(jax.random.key_data(key))

@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -211,9 +210,15 @@ def updates_part(config):
     return run
 
 
-def measure(name: str, config, seeds: int, repeats: int, peer: Callable | None = None) -> dict:
+# The peer programs a row can hold: purejaxrl's dqn.py as it is, and with its seeds' keys
+# kept (--peer-keys-kept).
+PEERS = ("peer", "peer_keys_kept")
+
+
+def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = None) -> dict:
     """One row: the full run and its parts, each vmapped over ``seeds`` seeds, and
-    ``peer`` (a ``train(key)`` of the same work, :func:`peer.peer_train`) among them."""
+    ``peers`` (name -> a ``train(key)`` of the same work, :func:`peer.peer_train`) among
+    them."""
     check_memory(config, seeds)
     # Every program, full run and parts alike, spreads its seeds over the visible devices.
     sharding = jaxdqn.seed_sharding(seeds)
@@ -224,8 +229,7 @@ def measure(name: str, config, seeds: int, repeats: int, peer: Callable | None =
         "replay": replay_part(config),
         "updates": updates_part(config),
     }
-    if peer is not None:
-        programs["peer"] = peer
+    programs.update(peers or {})
     compiled, compile_s = {}, {}
     for part, fn in programs.items():
         start = time.perf_counter()
@@ -274,14 +278,15 @@ def measure(name: str, config, seeds: int, repeats: int, peer: Callable | None =
         "device_peak_mib": None if peak is None else peak / 2**20,
         "times_s": times,
         "parts_compile_s": compile_s,
-        "peer_s": med.get("peer"),
-        # Above 1 means jaxdqn trains faster than the peer, in the same process and run.
-        "speed_over_peer": med["peer"] / med["full"] if "peer" in med else None,
     }
+    for peer in PEERS:
+        row[f"{peer}_s"] = med.get(peer)
+        # Above 1 means jaxdqn trains faster than the peer, in the same process and run.
+        row[f"speed_over_{peer}"] = med[peer] / med["full"] if peer in med else None
     print(
         f"  {name}: envs {config.num_envs} seeds {seeds}: full {med['full']:.2f} s, "
         f"bound {bound:.2f} s ({row['full_over_bound_pct']:.0f}%)"
-        + (f", peer {med['peer']:.2f} s" if peer is not None else ""),
+        + "".join(f", {peer} {med[peer]:.2f} s" for peer in PEERS if peer in med),
         flush=True,
     )
     return row
@@ -306,6 +311,12 @@ def main() -> None:
         metavar="DIR",
         help="a purejaxrl checkout: time its dqn.py beside the reference setup rows",
     )
+    parser.add_argument(
+        "--peer-keys-kept",
+        action="store_true",
+        help="also time the peer with its seeds' keys kept (its train replaces them with "
+        "PRNGKey(0): purejaxrl issue #35)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
@@ -326,8 +337,12 @@ def main() -> None:
                 measure("grid", grid_config(num_envs, args.grid_steps), seeds, args.repeats)
             )
     long = args.long_repeats
-    peer = None if args.peer_purejaxrl is None else peer_train(args.peer_purejaxrl, reference)
-    rows += [measure("reference setup", reference, s, long, peer) for s in args.reference_seeds]
+    peers = {}
+    if args.peer_purejaxrl is not None:
+        peers["peer"] = peer_train(args.peer_purejaxrl, reference)
+        if args.peer_keys_kept:
+            peers["peer_keys_kept"] = peer_train(args.peer_purejaxrl, reference, True)
+    rows += [measure("reference setup", reference, s, long, peers) for s in args.reference_seeds]
     rows += [measure("CartPole preset", preset, s, long) for s in args.preset_seeds]
     print(f"\ndevice {jax.devices()[0].device_kind}, jax {jax.__version__}, "
           f"medians of {args.repeats} repeats")  # fmt: skip
@@ -344,8 +359,9 @@ def main() -> None:
             ("bytes_per_transition", "B/transition", ".1f"),
             ("pairs_f32_bytes_per_transition", "obs+next f32 B", "d"),
             ("program_mib_per_seed", "MiB/seed", ".1f"),
-            *([("peer_s", "peer s", ".2f"), ("speed_over_peer", "speed/peer", ".2f")]
-              if peer is not None else []),
+            *[column for peer in peers for column in (
+                (f"{peer}_s", f"{peer} s", ".2f"),
+                (f"speed_over_{peer}", f"speed/{peer}", ".2f"))],
         ],
     )  # fmt: skip
     write_results(
@@ -357,9 +373,9 @@ def main() -> None:
                 "grid_base": dataclasses.asdict(grid_config(8, args.grid_steps)),
                 "reference_setup": dataclasses.asdict(reference),
                 "cartpole_preset": dataclasses.asdict(preset),
-                "peer": None if peer is None else {
+                "peer": None if not peers else {
                     "program": "purejaxrl/dqn.py", "checkout": args.peer_purejaxrl,
-                    "config": peer_config(reference),
+                    "config": peer_config(reference), "programs": list(peers),
                 },
             },
             "rows": rows,

@@ -15,13 +15,13 @@ from jaxdqn.core.lockstep import all_in_vmap, any_in_vmap
 CASES = [[False, False, False], [False, True, False], [True, True, True]]
 
 
-def conds(fn, *args) -> list:
-    """The ``cond`` equations of ``fn``'s jaxpr, at any depth."""
+def equations(jaxpr, name: str) -> list:
+    """The equations of primitive ``name`` in ``jaxpr``, at any depth."""
     found = []
 
     def walk(jaxpr):
         for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "cond":
+            if eqn.primitive.name == name:
                 found.append(eqn)
             for value in eqn.params.values():
                 for sub in value if isinstance(value, tuple | list) else (value,):
@@ -30,8 +30,13 @@ def conds(fn, *args) -> list:
                     elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
                         walk(sub.jaxpr)
 
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    walk(jaxpr)
     return found
+
+
+def conds(fn, *args) -> list:
+    """The ``cond`` equations of ``fn``'s jaxpr, at any depth."""
+    return equations(jax.make_jaxpr(fn)(*args).jaxpr, "cond")
 
 
 @pytest.mark.parametrize("values", CASES)
@@ -76,11 +81,22 @@ def test_vmapped_target_sync_is_a_branch():
     np.testing.assert_array_equal(out, [[0.5] * 4, [0.0] * 4, [0.5] * 4])
 
 
-def test_vmapped_loop_learns_in_a_three_way_branch():
-    """Warm-up, every seed learning, and some seeds learning are the branches of one
-    switch under vmap, so a cycle that learns selects no learner state."""
+def test_vmapped_loop_learns_in_a_branch_of_its_own():
+    """Every seed learning, some seeds learning (masked) and none learning are branches
+    under vmap, the first at the top, so a cycle where all learn selects no learner state."""
     trainer = jaxdqn.make_trainer(TINY_CHAIN)
     keys = jax.random.split(jax.random.key(0), 2)
     states = jax.vmap(trainer.init)(keys)
+
+    def learns(branch) -> bool:
+        return bool(equations(branch.jaxpr, "dot_general"))
+
+    def gate(eqn) -> bool:  # cond(all learn, learn, cond(some learn, masked learn, skip))
+        some, every = eqn.params["branches"]
+        inner = [e for e in equations(some.jaxpr, "cond") if len(e.params["branches"]) == 2]
+        return learns(every) and any(
+            not learns(e.params["branches"][0]) and learns(e.params["branches"][1]) for e in inner
+        )
+
     found = conds(jax.vmap(lambda s: trainer.run(s, 1)), states)
-    assert any(len(eqn.params["branches"]) == 3 for eqn in found)
+    assert any(len(eqn.params["branches"]) == 2 and gate(eqn) for eqn in found)

@@ -3,6 +3,7 @@ Their numbers are not checked here: speed targets live in the benchmarks themsel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -74,3 +75,32 @@ def test_gymnasium_example_plays_an_exported_policy(tmp_path):
     path = export_policy(config, params, tmp_path / "policy.npz")
     out = run_script("examples/numpy_policy_gymnasium.py", str(path), "--episodes", "2")
     assert "CartPole-v1: 2 episodes" in out and "returns: mean" in out
+
+
+def test_the_peers_seed_key_fix_renames_only_its_dummy_key(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from peer import SEED_KEY_LOST, peer_config, seed_keys_kept
+    from throughput import REFERENCE_SETUP
+
+    source = "\n".join([
+        "def train(rng):",
+        "    rng, _rng = split(rng)",
+        f"    {SEED_KEY_LOST}",
+        "    shaped = sample(rng)",
+        "    buffer_state = buffer.init(shaped, rng)",
+        "    rng, _rng = split(rng)",
+    ])  # fmt: skip
+    assert seed_keys_kept(source).splitlines() == [
+        "def train(rng):",
+        "    rng, _rng = split(rng)",
+        "    dummy_rng = jax.random.PRNGKey(0)  # use a dummy rng here",
+        "    shaped = sample(dummy_rng)",
+        "    buffer_state = buffer.init(shaped, dummy_rng)",
+        "    rng, _rng = split(rng)",  # from here on the seed's own key
+    ]
+    with pytest.raises(ValueError, match="0 times, not once"):
+        seed_keys_kept("def train(rng):\n    return rng\n")
+    with pytest.raises(ValueError, match=r"no buffer\.init\( after the dummy key"):
+        seed_keys_kept(f"def train(rng):\n    {SEED_KEY_LOST}\n")
+    with pytest.raises(ValueError, match=r"^double_q=True: the peer only runs False"):
+        peer_config(dataclasses.replace(REFERENCE_SETUP, double_q=True))

@@ -309,20 +309,28 @@ def _skip_learning(parts: _Parts, state: TrainState, active: jax.Array):
     return state, _no_stats(parts.learner)
 
 
+def _some_learning(parts: _Parts, state: TrainState, active: jax.Array):
+    """The cycle where not every seed learns: masked learning, or none at all."""
+    return jax.lax.cond(
+        any_in_vmap(active), partial(_learn, parts), partial(_skip_learning, parts), state, active
+    )
+
+
 def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
     # Every update boundary of a cycle that starts at or after learning_starts lies
     # strictly after it (learning_starts is a whole number of cycles).
     learning = carry[0].env_steps >= parts.layout.learning_starts
     steps = parts.layout.steps_per_cycle
     (state, window), _ = jax.lax.scan(partial(_env_step, parts), carry, None, steps)
-    # 0: no seed learns; 1: every seed learns; 2: some do (masked).
-    phase = jnp.where(all_in_vmap(learning), 1, jnp.where(any_in_vmap(learning), 2, 0))
-    branches = (
-        partial(_skip_learning, parts),
+    # Every seed learning is a branch of its own at the top: as one branch of a three-way
+    # switch, XLA:CPU's buffer assignment made the update's matmuls several times slower.
+    state, reduced = jax.lax.cond(
+        all_in_vmap(learning),
         lambda state, _: _learn(parts, state, True),
-        partial(_learn, parts),
+        partial(_some_learning, parts),
+        state,
+        learning,
     )
-    state, reduced = jax.lax.switch(phase, branches, state, learning)
     count = learning * parts.layout.updates_per_cycle
     return (state, window.record_updates(reduced, count, parts.learner.stat_max)), None
 
