@@ -21,14 +21,7 @@ from jaxdqn.host.startup import CACHE_ENV, prepare_jax
 # Commands that compile programs, and so use every core and the compilation cache.
 _COMPILING = ("train", "probe", "eval", "render")
 
-_DEFAULTS = {
-    "env": "CartPole-v1",
-    "seeds": 8,
-    "seed": 0,
-    "total_timesteps": None,
-    "set": [],
-    "env_param": [],
-}
+_DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0}
 
 
 def _whole(text: str) -> int:
