@@ -1,5 +1,5 @@
-"""Command line: ``jaxdqn train | eval | doctor | probe | plot | render | export | list`` (also
-``python -m jaxdqn``).
+"""Command line: ``jaxdqn train | sweep | eval | doctor | probe | plot | render | export |
+list`` (also ``python -m jaxdqn``).
 
 This module parses the arguments without importing JAX, so ``--help`` and argument errors
 answer at once. Before a command that compiles, it gives JAX one CPU device per core and a
@@ -19,7 +19,7 @@ from jaxdqn.host.plotting import X_AXES
 from jaxdqn.host.startup import CACHE_ENV, prepare_jax
 
 # Commands that compile programs, and so use every core and the compilation cache.
-_COMPILING = ("train", "probe", "eval", "render")
+_COMPILING = ("train", "sweep", "probe", "eval", "render")
 
 _DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0}
 
@@ -69,8 +69,8 @@ def make_parser() -> argparse.ArgumentParser:
     """The ``jaxdqn`` parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog="jaxdqn",
-        description="Deep Q-Learning in JAX: train, diagnose, probe, evaluate, plot, render, "
-        "export.",
+        description="Deep Q-Learning in JAX: train, sweep, diagnose, probe, evaluate, plot, "
+        "render, export.",
         formatter_class=_DefaultsHelp,
     )
     jax_version = importlib.metadata.version("jax")
@@ -79,6 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train_command(commands)
+    _add_sweep_command(commands)
     _add_doctor_probe_commands(commands)
     _add_eval_plot_export_commands(commands)
     listing = commands.add_parser(
@@ -169,8 +170,123 @@ def _add_train_command(commands) -> None:
         help="train on when a seed's loss, gradients or parameters go NaN or infinite "
         "(by default the run stops there, keeping the checkpoints written before)",
     )
+    _add_process_options(train)
     _add_jax_options(train)
     train.set_defaults(command="train")
+
+
+def _add_process_options(train: argparse.ArgumentParser) -> None:
+    """The options that train one run's seeds over several processes (jax.distributed)."""
+    group = train.add_argument_group(
+        "several processes (one run's seeds over processes and machines; the run folder "
+        "on a filesystem they all see)"
+    )
+    group.add_argument(
+        "--num-processes", type=_positive, default=1, help="processes training the run"
+    )
+    group.add_argument(
+        "--process-id", type=_non_negative, default=None, help="this process, 0..N-1"
+    )
+    group.add_argument(
+        "--coordinator", metavar="HOST:PORT", default=None, help="where process 0 listens"
+    )
+    group.add_argument(
+        "--cluster",
+        action="store_true",
+        help="take the processes from the SLURM job step or Open MPI's mpirun "
+        "(jax.distributed's detection) instead of the three options above",
+    )
+
+
+def _check_process_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses process options that do not fit together, before JAX is imported."""
+    explicit = [flag for flag in _PROCESS_FLAGS if flag in args.given_flags]
+    if args.cluster and explicit:
+        parser.error(f"--cluster reads the processes from the cluster; drop {', '.join(explicit)}.")
+    if args.num_processes == 1 and not args.cluster:
+        if args.process_id not in (None, 0) or args.coordinator is not None:
+            parser.error("--process-id and --coordinator need --num-processes N (N > 1).")
+        return
+    if not args.cluster:
+        if args.process_id is None or args.coordinator is None:
+            parser.error(
+                f"--num-processes {args.num_processes} needs --process-id (0..."
+                f"{args.num_processes - 1}) and --coordinator HOST:PORT."
+            )
+        if args.process_id >= args.num_processes:
+            parser.error(
+                f"--process-id {args.process_id} is invalid: must be in 0..."
+                f"{args.num_processes - 1} (--num-processes {args.num_processes})."
+            )
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            parser.error(
+                f"--coordinator {args.coordinator} is invalid: give HOST:PORT, e.g. "
+                "node001:12345, reachable from every process."
+            )
+    if args.keep_checkpoints < 2:
+        parser.error(
+            f"--keep-checkpoints {args.keep_checkpoints} is invalid with several processes: "
+            "keep at least 2, so that a step every process holds survives any one's death."
+        )
+    if args.wandb is not None:
+        parser.error("--wandb logs one process's run; train with one process to use it.")
+
+
+def _join_processes(args: argparse.Namespace):
+    """This process's :class:`jaxdqn.host.processes.ProcessGroup`, ``jax.distributed``
+    joined when there are several (before anything imports gymnax, whose import starts
+    JAX's backends)."""
+    from jaxdqn.host.processes import ONE_PROCESS, join_processes
+
+    if args.cluster:
+        return join_processes(None, None, None)
+    if args.num_processes == 1:
+        return ONE_PROCESS
+    return join_processes(args.num_processes, args.process_id, args.coordinator)
+
+
+_PROCESS_FLAGS = ("--num-processes", "--process-id", "--coordinator")
+
+
+def _add_sweep_command(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        formatter_class=_DefaultsHelp,
+        help="train a grid (or random samples) of settings over seeds: a table, a run "
+        "folder per setting, sweep.json and a plot",
+    )
+    sweep.add_argument("--env", default=_DEFAULTS["env"], help="env id, as for train")
+    sweep.add_argument("--config", metavar="CONFIG_JSON", default=None, help="start from this")
+    sweep.add_argument(
+        "--env-param", action="append", default=[], metavar="NAME=VALUE", help="as for train"
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="values of a field to sweep (repeatable; the grid is every combination); "
+        "FIELD=log:LOW:HIGH, lin:LOW:HIGH or int:LOW:HIGH is a range for --samples; one value "
+        "fixes the field; tuples in brackets: hidden_sizes=[64,64],[128]",
+    )
+    sweep.add_argument("--seeds", type=_positive, default=4, help="seeds per setting")
+    sweep.add_argument("--seed", type=int, default=0, help="first seed")
+    sweep.add_argument(
+        "--samples",
+        type=_positive,
+        default=None,
+        help="random search: this many settings, each field drawn from its values or range "
+        "(default: the whole grid)",
+    )
+    sweep.add_argument("--sample-seed", type=int, default=0, help="seed of the random draws")
+    sweep.add_argument(
+        "--total-timesteps", type=_positive, default=None, help="env steps per seed, as for train"
+    )
+    sweep.add_argument("--eval-episodes", type=_positive, default=100, help="greedy episodes/seed")
+    sweep.add_argument("--out", default="sweeps", help="parent folder of the sweep folder")
+    _add_jax_options(sweep)
+    sweep.set_defaults(command="sweep")
 
 
 def _add_doctor_probe_commands(commands) -> None:
@@ -284,11 +400,20 @@ def _add_eval_plot_export_commands(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
     args.given_flags = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
     args.jax_setup = None
+    if args.command == "train":
+        _check_process_options(parser, args)
     if args.command in _COMPILING:
         args.jax_setup = prepare_jax(every_core=True, compilation_cache=args.compilation_cache)
+    if args.command == "train":
+        try:
+            args.process_group = _join_processes(args)
+        except (ValueError, RuntimeError) as error:  # no cluster found, a coordinator timeout
+            print(f"jaxdqn: error: joining the other processes failed: {error}", file=sys.stderr)
+            return 2
     from jaxdqn.host import commands  # imports JAX, after its settings are made
 
     return commands.COMMANDS[args.command](args)

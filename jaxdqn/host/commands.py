@@ -23,7 +23,10 @@ from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint
 from jaxdqn.host.monitor import Progress
 from jaxdqn.host.probe import PROBE_STEPS, format_results, run_probes
+from jaxdqn.host.processes import ProcessGroup
 from jaxdqn.host.startup import JaxSetup, usable_cores
+from jaxdqn.host.sweep import is_swept, make_settings, program_groups, run_sweep, split_values
+from jaxdqn.hyperparams import TRACED_FIELDS
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -32,7 +35,7 @@ def train_command(args: argparse.Namespace) -> int:
     checkpoint leaves no folder behind, any other leaves one that ``--resume`` continues."""
     try:
         _check_writer_packages(args)
-        run = _start_or_resume(args)
+        run = _start_or_resume(args, args.process_group)
     except (ValueError, OSError) as error:
         # A bad setting or run folder, an --out that is a file or cannot be written: say
         # what is wrong, no traceback.
@@ -80,6 +83,9 @@ def _train(args: argparse.Namespace, run: driver.Run, writers: list) -> int:
     except driver.NonFiniteRun as stopped:
         return _stopped(run, stopped)
     print(format_summary(summary))
+    if not run.group.writes_shared_files:
+        print(f"{_process_line(run)} done; process 0 wrote the run's summary in {run.run_dir}")
+        return 0
     findings = doctor.diagnose_run(run.run_dir)
     for writer in writers:
         writer.write_findings(findings, run.config.total_timesteps)
@@ -124,6 +130,72 @@ def _stopped(run: driver.Run, stopped: driver.NonFiniteRun) -> int:
     return 3
 
 
+def sweep_command(args: argparse.Namespace) -> int:
+    """``jaxdqn sweep``: every setting trained over the seeds, then the table (exit code 2
+    for bad input, found before anything compiles)."""
+    try:
+        if args.config is not None and "--env" in args.given_flags:
+            raise ValueError("--config and --env both choose the env; give one.")
+        fixed, axes = [], []
+        for text in args.set:
+            (axes if is_swept(text) else fixed).append(text)
+        if not axes:
+            raise ValueError(
+                "jaxdqn sweep needs a field to sweep: --set FIELD=V1,V2,... (e.g. "
+                "--set learning_rate=1e-4,3e-4,1e-3) or a range with --samples K."
+            )
+        base = driver.build_config(
+            args.env, args.total_timesteps, fixed, args.env_param, args.config
+        )
+        settings = make_settings(base, axes, args.samples, args.sample_seed)
+    except (ValueError, OSError) as error:
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    print(_sweep_plan(settings, axes, len(seeds)), flush=True)
+    record = run_sweep(settings, seeds, args.out, args.eval_episodes, axes)
+    print(format_sweep(record))
+    return 0
+
+
+def _sweep_plan(settings: list, axes: list[str], num_seeds: int) -> str:
+    """The line that says up front how many programs the sweep compiles, and why."""
+    programs = len(program_groups(settings))
+    fields = [split_values(text)[0] for text in axes]
+    static = [f for f in fields if f not in TRACED_FIELDS]
+    why = (
+        f"{', '.join(static)} change{'s' if len(static) == 1 else ''} the program: one per value"
+        if static
+        else "every swept field is traced"
+    )
+    return (
+        f"jaxdqn: sweep of {len(settings)} settings x {num_seeds} seeds = "
+        f"{len(settings) * num_seeds} runs in {programs} program{'s' * (programs > 1)} ({why})"
+    )
+
+
+def format_sweep(record: dict[str, Any]) -> str:
+    """The sweep's table: per setting the greedy return's mean and 95% interval over seeds,
+    the env steps to solve and the doctor's verdict; ``*`` marks the best."""
+    rows = record["settings"]
+    width = max(len("setting"), *(len(row["name"]) for row in rows))
+    lines = [f"  {'setting':<{width}}  greedy return [95% interval]  steps to solve  doctor"]
+    for row in rows:
+        low, high = row["interval"]
+        solve = row["steps_to_solve"]
+        lines.append(
+            f"{'*' if row['name'] == record['best'] else ' '} {row['name']:<{width}}  "
+            f"{row['greedy_return_mean']:9.1f} [{low:7.1f}, {high:7.1f}]  "
+            f"{'-' if solve is None else f'{solve:,}':>14}  {', '.join(row['doctor'])}"
+        )
+    lines.append(
+        f"greedy return over {record['eval_episodes']} episodes, mean over seeds "
+        f"{record['seeds'][0]}-{record['seeds'][-1]}; * best. Written: {record['folder']} "
+        "(sweep.json, sweep.png, a run folder per setting)"
+    )
+    return "\n".join(lines)
+
+
 def probe_command(args: argparse.Namespace) -> int:
     """``jaxdqn probe``: a configuration's learner on the probe envs; exit code 1 if any
     probe fails."""
@@ -164,9 +236,15 @@ def doctor_command(args: argparse.Namespace) -> int:
     return 1 if any(f.severity == "error" for f in findings) else 0
 
 
-def _start_or_resume(args: argparse.Namespace) -> driver.Run:
+def _process_line(run: driver.Run) -> str:
+    """``process I of N (seeds A-B)``, naming this process's share."""
+    return f"process {run.group.index} of {run.group.count} (seeds {run.seeds[0]}-{run.seeds[-1]})"
+
+
+def _start_or_resume(args: argparse.Namespace, group: ProcessGroup) -> driver.Run:
     """The run ``args`` ask for: a new one (its config and seeds checked) or a resumed one
-    (refusing any flag that would choose another config or seeds, default or not)."""
+    (refusing any flag that would choose another config or seeds, default or not), with
+    this process's share of its seeds."""
     if args.resume is not None:
         given = [flag for flag in _RUN_FLAGS if flag in args.given_flags]
         if given:
@@ -174,7 +252,7 @@ def _start_or_resume(args: argparse.Namespace) -> driver.Run:
                 f"--resume continues a run with its own config and seeds; drop {', '.join(given)} "
                 "(--total-timesteps N extends it)."
             )
-        run = driver.resume_run(args.resume, args.total_timesteps)
+        run = driver.resume_run(args.resume, args.total_timesteps, group)
         _print_extension(run, args.total_timesteps)
         return run
     if args.seeds > MAX_SEEDS:
@@ -193,7 +271,8 @@ def _start_or_resume(args: argparse.Namespace) -> driver.Run:
         args.env, args.total_timesteps, args.set, args.env_param, args.config
     )
     _print_scaling(args.env, args.set, config, args.config)
-    return driver.start_run(config, list(range(args.seed, args.seed + args.seeds)), args.out)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    return driver.start_run(config, seeds, args.out, group)
 
 
 def _interrupted(run: driver.Run, new_run: bool) -> str:
@@ -266,7 +345,7 @@ def _number(value: Any) -> str:
 
 def _print_start(run: driver.Run, setup: JaxSetup | None) -> None:
     """What JAX was given and the cores tip (stderr), the line that opens a run (stdout)."""
-    platform_name = jax.devices()[0].platform
+    platform_name = jax.local_devices()[0].platform
     if setup is not None and setup.cpu_devices_source != "too late":  # else JAX had started
         print(_setup_line(setup, platform_name), file=sys.stderr)
     hint = cores_hint(platform_name, jax.local_device_count(), len(run.seeds), usable_cores())
@@ -279,6 +358,7 @@ def _print_start(run: driver.Run, setup: JaxSetup | None) -> None:
         f"jaxdqn: {run.config.env_id}, {len(run.seeds)} seeds x "
         f"{run.config.total_timesteps:,} env steps on {platform_name}"
         + (f" ({devices} devices)" if devices > 1 else "")
+        + (f", {_process_line(run)}" if run.group.count > 1 else "")
         + (f", resuming at {run.start_steps:,}" if run.state is not None else ""),
         flush=True,
     )
@@ -508,6 +588,7 @@ _RUN_FLAGS = (
 
 COMMANDS = {
     "train": train_command,
+    "sweep": sweep_command,
     "probe": probe_command,
     "doctor": doctor_command,
     "eval": eval_command,

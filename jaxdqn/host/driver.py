@@ -47,6 +47,14 @@ from jaxdqn.host.devices import seed_sharding
 from jaxdqn.host.doctor import first_non_finite
 from jaxdqn.host.memory import check_memory
 from jaxdqn.host.monitor import MetricsWriter, metrics_path, run_chunks, truncate_metrics
+from jaxdqn.host.processes import (
+    ONE_PROCESS,
+    ProcessGroup,
+    barrier,
+    broadcast_text,
+    global_rows,
+    local_rows,
+)
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
 
 # Evaluation keys: seed s is evaluated with fold_in(key(s), EVAL_SEED), at the end of
@@ -233,7 +241,7 @@ def _env_params(texts: list[str]) -> dict[str, Any]:
 def versions() -> dict[str, str]:
     """Installed versions of the libraries a run depends on, and the device it used."""
     packages = ("jaxdqn", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "numpy")
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]
     return {
         **{name: importlib.metadata.version(name) for name in packages},
         "python": platform.python_version(),
@@ -309,7 +317,7 @@ class Run:
 
     run_dir: Path
     config: DQNConfig
-    seeds: list[int]
+    seeds: list[int]  # the seeds this process trains (all of the run's in one process)
     trainer: Trainer
     sharding: NamedSharding  # how the seeds are spread over devices (jaxdqn.seed_sharding)
     keys: jax.Array  # [seeds] typed PRNG keys, placed with sharding
@@ -317,11 +325,13 @@ class Run:
     start_steps: int = 0  # env steps per seed already done
     wall_time_s: float = 0.0  # seconds of training already done (a resumed run's last row)
     state_bytes: int = 0  # memory of every seed's state (jaxdqn.host.memory.check_memory)
+    group: ProcessGroup = ONE_PROCESS  # the processes training the run together
 
     @property
     def checkpoints(self) -> Path:
-        """The folder of the run's checkpoints."""
-        return self.run_dir / "checkpoints"
+        """The folder of this process's checkpoints: ``checkpoints/``, or
+        ``checkpoints/process-<i>/`` in a run of several processes."""
+        return _checkpoint_folder(self.run_dir, self.group)
 
     @property
     def finished_training(self) -> bool:
@@ -333,11 +343,15 @@ class Run:
         return jax.jit(jax.vmap(self.trainer.init), out_shardings=self.sharding)
 
 
-def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
+def start_run(
+    config: DQNConfig, seeds: list[int], out: str | Path, group: ProcessGroup = ONE_PROCESS
+) -> Run:
     """Checks that ``config`` can run, then makes a fresh run folder under ``out``.
 
     Everything that can be refused is refused before the folder is made: the config's
-    checks against the environment, the memory of ``len(seeds)`` states, the versions.
+    checks against the environment, the memory of the seeds' states, the versions. In a
+    run of several processes (``group``), process 0 makes the folder and writes its shared
+    files, and each process binds its share of ``seeds`` (:meth:`ProcessGroup.share`).
 
     Raises:
       ValueError: naming what is wrong; OSError: an ``out`` that cannot be written.
@@ -345,21 +359,43 @@ def start_run(config: DQNConfig, seeds: list[int], out: str | Path) -> Run:
     ints = all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in seeds)
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
+    share = group.share(seeds)
+    _check_split(seeds, group)
     trainer = make_trainer(config)
     outside = steps_envs_outside_jax(config)
-    needed = check_memory(config, len(seeds), trainer=trainer, one_device=outside)
+    if outside and group.count > 1:
+        raise ValueError(
+            f"{config.env_id} steps its envs in an EnvPool pool outside JAX, which one "
+            "process trains; drop --num-processes."
+        )
+    needed = check_memory(config, len(share), trainer=trainer, one_device=outside)
     environment = versions()
+    run_dir = Path("")
+    if group.writes_shared_files:
+        run_dir = _make_run_folder(config, seeds, out, environment, group)
+    run_dir = Path(broadcast_text(group, str(run_dir)))
+    return dataclasses.replace(_bind(run_dir, config, seeds, trainer, group), state_bytes=needed)
+
+
+def _make_run_folder(
+    config: DQNConfig, seeds: list[int], out: str | Path, environment: dict, group: ProcessGroup
+) -> Path:
+    """A new run folder under ``out`` holding ``config.json``, ``run.json`` (the seeds,
+    and the process count when above 1) and ``versions.json``."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     name = config.env_id.replace(":", ".").replace("/", ".")  # import paths, suite/Id
     run_dir = Path(out) / f"{name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=False)
+    info = {"seeds": seeds, **({"processes": group.count} if group.count > 1 else {})}
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    (run_dir / "run.json").write_text(json.dumps({"seeds": seeds}))
+    (run_dir / "run.json").write_text(json.dumps(info))
     (run_dir / "versions.json").write_text(json.dumps(environment, indent=2))
-    return dataclasses.replace(_bind(run_dir, config, seeds, trainer), state_bytes=needed)
+    return run_dir
 
 
-def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
+def resume_run(
+    run_dir: str | Path, total_timesteps: int | None = None, group: ProcessGroup = ONE_PROCESS
+) -> Run:
     """A run folder's last checkpoint, ready to continue; metric rows logged after it are
     dropped (the resumed run writes them again, identically but for ``wall_time_s``).
 
@@ -368,9 +404,13 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
     finished run's ``summary.json``, ``params.npz`` and ``diagnosis.json`` are kept as
     ``summary_<steps>.json``, ... and ``run.json`` records the extension.
 
+    A run of several processes resumes with as many (``group``): each continues its share
+    of the seeds from its own newest checkpoint.
+
     Raises:
       ValueError: a folder that is not a run, holds no checkpoint, or is complete (and
-        not extended); a ``total_timesteps`` the run cannot be extended to.
+        not extended); a ``total_timesteps`` the run cannot be extended to; another
+        process count than the run's.
     """
     run_dir = Path(run_dir)
     config, seeds = load_run(run_dir)
@@ -380,11 +420,17 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
             "a checkpoint cannot hold, so it cannot be resumed; its checkpoints still serve "
             f"jaxdqn eval {run_dir} --checkpoint latest."
         )
+    trained_by = run_processes(run_dir)
+    if trained_by != group.count:
+        raise ValueError(
+            f"{run_dir} was trained by {trained_by} process(es), each with checkpoints of "
+            f"its own seeds; resume it with --num-processes {trained_by}."
+        )
     extending = total_timesteps is not None and total_timesteps != config.total_timesteps
     target = extend_config(config, total_timesteps) if extending else config
     trainer = make_trainer(target)
-    needed = check_memory(target, len(seeds), trainer=trainer)
-    run = dataclasses.replace(_bind(run_dir, target, seeds, trainer), state_bytes=needed)
+    needed = check_memory(target, len(group.share(seeds)), trainer=trainer)
+    run = dataclasses.replace(_bind(run_dir, target, seeds, trainer, group), state_bytes=needed)
     state, start_steps = _restore(run, "latest", "to resume from")
     if start_steps >= target.total_timesteps and (run_dir / "summary.json").exists():
         raise ValueError(
@@ -392,13 +438,26 @@ def resume_run(run_dir: str | Path, total_timesteps: int | None = None) -> Run:
             f"Evaluate it again with: jaxdqn eval {run_dir}, or train it on with: "
             f"jaxdqn train --resume {run_dir} --total-timesteps N (N > {start_steps:,})"
         )
-    if extending:
+    barrier(group, "resume: every process has read the run")
+    if extending and group.writes_shared_files:
         _record_extension(run_dir, config, target)
-    truncate_metrics(run_dir, seeds, start_steps)
-    state = jax.device_put(state, run.sharding)
+    truncate_metrics(run_dir, run.seeds, start_steps)
+    if group.count == 1:  # else _restore placed it
+        state = jax.device_put(state, run.sharding)
     return dataclasses.replace(
-        run, state=state, start_steps=start_steps, wall_time_s=_last_wall_time(run_dir, seeds)
+        run, state=state, start_steps=start_steps, wall_time_s=_last_wall_time(run_dir, run.seeds)
     )
+
+
+def run_processes(run_dir: str | Path) -> int:
+    """How many processes trained a run folder (``run.json``'s ``"processes"``; 1 if
+    absent)."""
+    return int(json.loads((Path(run_dir) / "run.json").read_text()).get("processes", 1))
+
+
+def _checkpoint_folder(run_dir: Path, group: ProcessGroup) -> Path:
+    folder = run_dir / "checkpoints"
+    return folder if group.count == 1 else folder / f"process-{group.index}"
 
 
 def steps_envs_outside_jax(config: DQNConfig) -> bool:
@@ -458,25 +517,53 @@ def _last_wall_time(run_dir: Path, seeds: list[int]) -> float:
 
 def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
     """The state saved in a run's checkpoint ``"latest"`` or ``"<env steps>"``, and its env
-    steps per seed.
+    steps per seed. A single process reading a run of several processes restores every
+    process's checkpoint and joins them (``"latest"``: the newest step all of them hold).
 
     Raises:
       ValueError: no checkpoint, or none at the steps asked for (naming those there are).
     """
-    steps = checkpoint_steps(run.checkpoints)
+    trained_by = run_processes(run.run_dir)
+    groups = [ProcessGroup(trained_by, index) for index in range(trained_by)]
+    if checkpoint == "latest" and trained_by > 1:
+        held = [set(checkpoint_steps(_checkpoint_folder(run.run_dir, g))) for g in groups]
+        common = set.intersection(*held)
+        if not common:
+            raise ValueError(
+                f"the {trained_by} processes of {run.run_dir} hold no checkpoint at the same "
+                f"step {purpose}."
+            )
+        checkpoint = str(max(common))
+    if run.group.count == trained_by:
+        state, step = _restore_share(run, run.group, checkpoint, purpose)
+        if trained_by > 1:
+            state = global_rows(state, run.sharding, run.keys.shape[0])
+        return state, step
+    shares = [_restore_share(run, group, checkpoint, purpose) for group in groups]
+    joined = jax.tree.map(lambda *parts: jnp.concatenate(parts), *(state for state, _ in shares))
+    return joined, shares[0][1]
+
+
+def _restore_share(
+    run: Run, group: ProcessGroup, checkpoint: str, purpose: str
+) -> tuple[TrainState, int]:
+    """The state of ``group``'s share of the run's seeds, from its checkpoint folder."""
+    folder = _checkpoint_folder(run.run_dir, group)
+    steps = checkpoint_steps(folder)
     if not steps:
-        raise ValueError(f"{run.checkpoints} holds no checkpoint {purpose}.")
+        raise ValueError(f"{folder} holds no checkpoint {purpose}.")
     step = steps[-1] if checkpoint == "latest" else None
     if step is None:
         step = int(checkpoint) if checkpoint.isdigit() else None
         if step not in steps:
             raise ValueError(
-                f"--checkpoint {checkpoint} is invalid: {run.checkpoints} holds checkpoints at "
+                f"--checkpoint {checkpoint} is invalid: {folder} holds checkpoints at "
                 f"{', '.join(f'{s}' for s in steps)} env steps (or give latest)."
             )
-    template = jax.eval_shape(run.init(), run.keys)
+    seeds = group.share(load_run(run.run_dir)[1])
+    template = jax.eval_shape(jax.vmap(run.trainer.init), _seed_keys(seeds))
     state, meta = restore_checkpoint(
-        checkpoint_path(run.checkpoints, step),
+        checkpoint_path(folder, step),
         template,
         config=run.config,
         ignore=("total_timesteps", "log_interval"),  # an extended run's checkpoints
@@ -488,13 +575,37 @@ def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
     return state, meta["step"]
 
 
-def _bind(run_dir: Path, config: DQNConfig, seeds: list[int], trainer: Trainer) -> Run:
+def _bind(
+    run_dir: Path,
+    config: DQNConfig,
+    seeds: list[int],
+    trainer: Trainer,
+    group: ProcessGroup = ONE_PROCESS,
+) -> Run:
+    """The run bound to this process's share of ``seeds``, spread over its local devices."""
+    share = group.share(seeds)
+    if group.count > 1:  # one program over every process's devices
+        _check_split(seeds, group)
+        sharding = seed_sharding(len(seeds), jax.devices())
+        keys = global_rows(_seed_keys(share), sharding, len(seeds))
+        return Run(run_dir, config, share, trainer, sharding, keys, group=group)
     # A pool outside JAX is stepped once per call: a program split over devices would
     # step it from each of them.
     one_device = jax.local_devices()[:1] if steps_envs_outside_jax(config) else None
-    sharding = seed_sharding(len(seeds), one_device)
-    keys = jax.device_put(_seed_keys(seeds), sharding)
-    return Run(run_dir, config, seeds, trainer, sharding, keys)
+    sharding = seed_sharding(len(share), one_device)
+    keys = jax.device_put(_seed_keys(share), sharding)
+    return Run(run_dir, config, share, trainer, sharding, keys, group=group)
+
+
+def _check_split(seeds: list[int], group: ProcessGroup) -> None:
+    """Refuses a seed count that does not split evenly over every process's devices."""
+    devices = jax.device_count()
+    if group.count > 1 and len(seeds) % devices:
+        raise ValueError(
+            f"--seeds {len(seeds)} is invalid with --num-processes {group.count}: the seeds "
+            f"split evenly over the {devices} devices of all processes; give a multiple of "
+            f"{devices}."
+        )
 
 
 def _seed_keys(seeds: list[int]) -> jax.Array:
@@ -605,14 +716,22 @@ def _train_chunks(
             raise NonFiniteRun(found, kept[-1] if kept else None)
 
     def checkpoint(index: int, state: TrainState) -> None:
+        step = (first + index + 1) * interval
+        # No process saves (and prunes) before all have reached the step, so the newest
+        # step every process holds survives the death of any of them.
+        barrier(run.group, f"checkpoint {step}")
         save_checkpoint(
-            run.checkpoints, state, step=(first + index + 1) * interval, config=config,
+            run.checkpoints, local_rows(state), step=step, config=config,
             versions=versions(), keep=keep_checkpoints,
         )  # fmt: skip
 
+    def local_chunk(state: TrainState) -> tuple[TrainState, Any]:
+        state, metrics = chunk(state)
+        return state, local_rows(metrics)
+
     try:
         return run_chunks(
-            chunk,
+            local_chunk,
             state,
             config.num_log_points() - first,
             write_rows,
@@ -640,11 +759,55 @@ def _finish(
         "env_steps_per_s": done_steps * len(run.seeds) / run_s if done_steps else None,
     }
     flat = {
-        jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(state.params)
+        jax.tree_util.keystr(p): np.asarray(x)
+        for p, x in jax.tree.leaves_with_path(local_rows(state.params))
     }
-    np.savez(run.run_dir / "params.npz", **flat)
-    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    if run.group.count == 1:
+        np.savez(run.run_dir / "params.npz", **flat)
+        (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    return _merge_results(run, summary, flat)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as arrays:
+        return dict(arrays)
+
+
+# The per-seed lists of a summary, joined in seed order when processes' results merge.
+_PER_SEED = ("seeds", "greedy_return", "overestimation", "discounted_return")
+
+
+def _merge_results(run: Run, summary: dict[str, Any], flat: dict[str, np.ndarray]) -> dict:
+    """Each process writes its seeds' params and summary as parts; once all have, process
+    0 joins them in seed order into ``params.npz`` and ``summary.json`` (means over every
+    seed, the longest compile and run times, the summed throughput). Returns the joined
+    summary on process 0, this process's on the others."""
+    group, folder = run.group, run.run_dir
+    np.savez(folder / f"params.process-{group.index}.npz", **flat)
+    (folder / f"summary.process-{group.index}.json").write_text(json.dumps(summary))
+    barrier(group, "results: every process has written its seeds' results")
+    if not group.writes_shared_files:
+        return summary
+    parts = range(group.count)
+    summaries = [json.loads((folder / f"summary.process-{i}.json").read_text()) for i in parts]
+    merged = {**summaries[0], "compile_s": max(p["compile_s"] for p in summaries)}
+    merged["run_s"] = max(p["run_s"] for p in summaries)
+    rates = [p["env_steps_per_s"] for p in summaries]
+    merged["env_steps_per_s"] = sum(rates) if None not in rates else None
+    for key in _PER_SEED:
+        lists = [p[key] for p in summaries]
+        merged[key] = None if None in lists else [x for part in lists for x in part]
+    returns = np.asarray(merged["greedy_return"], np.float32)
+    merged["greedy_return_mean"] = float(returns.mean())
+    merged["greedy_return_std"] = float(returns.std())
+    arrays = [_read_npz(folder / f"params.process-{i}.npz") for i in parts]
+    np.savez(folder / "params.npz", **{k: np.concatenate([a[k] for a in arrays]) for k in flat})
+    (folder / "summary.json").write_text(json.dumps(merged, indent=2))
+    for i in parts:
+        (folder / f"params.process-{i}.npz").unlink()
+        (folder / f"summary.process-{i}.json").unlink()
+    return merged
 
 
 def evaluation_summary(
@@ -657,7 +820,7 @@ def evaluation_summary(
     returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, episodes, epsilon)))(
         params, eval_keys
     )
-    per_seed = np.asarray(returns.mean(axis=1))
+    per_seed = np.asarray(local_rows(returns.mean(axis=1)))
     return {
         **_value_summary(run, params, episodes, epsilon, eval_keys),
         "env_id": config.env_id,
@@ -685,10 +848,10 @@ def _value_summary(
         )
     except ValueError:
         return {"overestimation": None, "discounted_return": None}
-    gap = np.asarray((values.q_first - values.discounted).mean(axis=1))
+    gap = np.asarray(local_rows((values.q_first - values.discounted).mean(axis=1)))
     return {
         "overestimation": gap.tolist(),
-        "discounted_return": np.asarray(values.discounted.mean(axis=1)).tolist(),
+        "discounted_return": np.asarray(local_rows(values.discounted.mean(axis=1))).tolist(),
     }
 
 

@@ -64,7 +64,7 @@ def _key_as_data(x):
 def device_memory_bytes(device: jax.Device | None = None) -> int | None:
     """Memory a run can use on ``device``: the accelerator's limit, or on a CPU the
     host's available memory; ``None`` when neither is known."""
-    device = device or jax.devices()[0]
+    device = device or jax.local_devices()[0]
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
@@ -97,7 +97,7 @@ def check_memory(
     Args:
       config: a :class:`jaxdqn.DQNConfig`.
       num_seeds: seeds trained together (``jax.vmap``).
-      device: the device to check; default ``jax.devices()[0]``.
+      device: the device to check; default ``jax.local_devices()[0]``.
       trainer: ``make_trainer(config)`` where the caller has it (else it is built).
       one_device: every seed goes on one device (an env outside JAX, such as EnvPool's).
 
@@ -107,7 +107,7 @@ def check_memory(
     Raises:
       ValueError: naming the bytes needed, where they go and what the device has.
     """
-    device = device or jax.devices()[0]
+    device = device or jax.local_devices()[0]
     per_seed = state_bytes(config, trainer)
     spread_out = device.platform != "cpu" and not one_device
     devices = seed_sharding(num_seeds).num_devices if spread_out else 1

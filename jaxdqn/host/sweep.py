@@ -1,0 +1,339 @@
+"""Sweeps: a grid (or random samples) of settings, each trained on the same seeds.
+
+Settings that differ only in traced fields (:data:`jaxdqn.hyperparams.TRACED_FIELDS`:
+learning rate, discount, target sync, exploration) train in one compiled program: every
+(setting, seed) pair is one member of a ``jax.vmap``, its seed axis split over the devices.
+Settings that differ in any other field (sizes, counts, choices) need a program each.
+Each setting gets a run folder of its own (``config.json``, ``run.json``, the per-seed
+metric files, ``params.npz``, ``summary.json``, ``diagnosis.json``) that ``jaxdqn eval``,
+``plot``, ``doctor`` and ``export`` read like any run; the sweep folder holds them with
+``sweep.json`` (the table) and ``sweep.png`` (their learning curves).
+
+A sweep trains each program to its end in one call: it keeps no checkpoints and cannot be
+resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxdqn.config import DQNConfig
+from jaxdqn.dqn import evaluate, make_trainer
+from jaxdqn.host import doctor
+from jaxdqn.host.devices import seed_sharding
+from jaxdqn.host.driver import EVAL_SEED, parse_override, versions
+from jaxdqn.host.monitor import MetricsWriter
+from jaxdqn.host.plotting import mean_interval, plot_runs
+from jaxdqn.hyperparams import TRACED_FIELDS, Hyperparams
+from jaxdqn.presets import SOLVED_RETURN
+
+SWEEP_FILE = "sweep.json"
+RANGE_KINDS = ("log", "lin", "int")  # log-uniform, uniform, uniform integer
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One point of a sweep: the swept fields' values and the whole config they give."""
+
+    values: dict[str, Any]
+    config: DQNConfig
+
+    @property
+    def name(self) -> str:
+        """``field=value,...``: the setting's folder name and table label."""
+        return ",".join(f"{field}={_text(value)}" for field, value in self.values.items())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ",".join(map(str, value)) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def split_values(text: str) -> tuple[str, list[str]]:
+    """``FIELD=V1,V2,...`` as the field and its values, split at the commas outside
+    brackets (``hidden_sizes=[64,64],[32]`` has two values).
+
+    Raises:
+      ValueError: text without ``=`` or with an empty value.
+    """
+    field, sep, raw = text.partition("=")
+    if not sep or not field:
+        raise ValueError(
+            f"--set {text!r} is invalid: expected FIELD=V1,V2,... e.g. gamma=0.99,0.995"
+        )
+    values, depth, current = [], 0, ""
+    for char in raw:
+        depth += (char in "[(") - (char in "])")
+        if char == "," and depth == 0:
+            values.append(current)
+            current = ""
+        else:
+            current += char
+    values.append(current)
+    if any(not value.strip() for value in values):
+        raise ValueError(f"--set {text!r} is invalid: a value is empty.")
+    return field, [value.strip() for value in values]
+
+
+class _Range(NamedTuple):
+    kind: str  # one of RANGE_KINDS
+    low: float
+    high: float
+
+
+def _parse_range(field: str, raw: str) -> _Range | None:
+    """``KIND:LOW:HIGH`` as a range; ``None`` for a plain value."""
+    kind, sep, bounds = raw.partition(":")
+    if not sep or kind not in RANGE_KINDS:
+        return None
+    try:
+        low, high = (float(part) for part in bounds.split(":"))
+    except ValueError:
+        low = high = math.nan
+    if not low < high or (kind == "log" and low <= 0):
+        raise ValueError(
+            f"--set {field}={raw} is invalid: a range is {'|'.join(RANGE_KINDS)}:LOW:HIGH with "
+            "LOW < HIGH (and LOW > 0 for log), e.g. log:1e-5:1e-2."
+        )
+    return _Range(kind, low, high)
+
+
+def is_swept(text: str) -> bool:
+    """Whether ``FIELD=...`` sweeps its field (several values, or a range) rather than
+    fixing it to one value."""
+    field, values = split_values(text)
+    return len(values) > 1 or _parse_range(field, values[0]) is not None
+
+
+def make_settings(
+    base: DQNConfig, texts: list[str], samples: int | None = None, sample_seed: int = 0
+) -> list[Setting]:
+    """The settings of a sweep over ``base``.
+
+    Args:
+      base: the config every setting starts from.
+      texts: ``FIELD=V1,V2,...`` (values as ``jaxdqn train --set`` reads them) or
+        ``FIELD=KIND:LOW:HIGH`` (a range, for random search: ``log``, ``lin`` or ``int``).
+      samples: ``None`` for the grid (every combination, the last field varying fastest);
+        K for K random settings, each field drawn independently (from its list, or
+        uniformly in its range; ``log`` uniformly in the logarithm).
+      sample_seed: seed of the random draws.
+
+    Returns:
+      The settings, each config validated.
+
+    Raises:
+      ValueError: naming the field and value: an unknown field, a value of the wrong type,
+        a bad range, a range without ``samples``, a field given twice, or a config the
+        values make invalid.
+    """
+    axes: dict[str, list[Any]] = {}
+    for text in texts:
+        field, raws = split_values(text)
+        if field in axes:
+            raise ValueError(f"--set {field} is given twice: list its values in one --set.")
+        ranges = [_parse_range(field, raw) for raw in raws]
+        if any(ranges) and (samples is None or len(raws) > 1):
+            raise ValueError(
+                f"--set {text} is invalid: a range is drawn from by random search; give it "
+                "alone, with --samples K."
+            )
+        axes[field] = ranges if ranges[0] else [parse_override(f"{field}={raw}")[1] for raw in raws]
+    if samples is None:
+        combos = list(itertools.product(*axes.values()))
+    else:
+        rng = np.random.default_rng(sample_seed)
+        combos = [tuple(_draw(rng, axis) for axis in axes.values()) for _ in range(samples)]
+    settings = []
+    for combo in combos:
+        values = {
+            field: _typed(field, value, base) for field, value in zip(axes, combo, strict=True)
+        }
+        try:
+            settings.append(Setting(values, dataclasses.replace(base, **values)))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"setting {values}: {error}") from None
+    return settings
+
+
+def _draw(rng: np.random.Generator, axis: list[Any]) -> Any:
+    """One value of an axis: its range's draw, or one of its values."""
+    if isinstance(axis[0], _Range):
+        kind, low, high = axis[0]
+        if kind == "log":
+            return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        if kind == "int":
+            return int(rng.integers(math.ceil(low), math.floor(high) + 1))
+        return float(rng.uniform(low, high))
+    return axis[int(rng.integers(len(axis)))]
+
+
+def _typed(field: str, value: Any, base: DQNConfig) -> Any:
+    """A drawn number in the type of the field's base value (an int field stays int)."""
+    current = getattr(base, field)
+    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
+        return round(value)
+    return value
+
+
+def program_groups(settings: list[Setting]) -> list[list[Setting]]:
+    """The settings grouped by program: those equal in every field but the traced ones
+    share one, in order of first appearance."""
+    groups: dict[str, list[Setting]] = {}
+    for setting in settings:
+        fields = dataclasses.asdict(setting.config)
+        key = json.dumps({k: v for k, v in fields.items() if k not in TRACED_FIELDS}, default=str)
+        groups.setdefault(key, []).append(setting)
+    return list(groups.values())
+
+
+def run_sweep(
+    settings: list[Setting],
+    seeds: list[int],
+    out: str | Path,
+    eval_episodes: int = 100,
+    axes_text: list[str] = (),
+) -> dict[str, Any]:
+    """Trains every setting on ``seeds`` (one program per :func:`program_groups` group),
+    evaluates each greedily, writes each setting's run folder, ``sweep.json`` and
+    ``sweep.png`` under a new folder in ``out``.
+
+    Returns:
+      The sweep record (also ``sweep.json``): ``folder``, ``programs``, ``seeds``, ``best``
+      and per setting ``name``, ``values``, ``run_dir``, ``greedy_return_mean``,
+      ``interval`` (95% bootstrap over seeds), ``steps_to_solve`` (the first env step at
+      which the seeds' mean training return reaches the env's solved return; ``None`` if
+      never or unknown) and ``doctor`` (the findings' codes, or ``["healthy"]``).
+    """
+    first = settings[0].config
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    folder = Path(out) / f"{first.env_id.replace(':', '.').replace('/', '.')}-sweep-{stamp}"
+    folder.mkdir(parents=True, exist_ok=False)
+    groups = program_groups(settings)
+    rows = [row for group in groups for row in _train_group(group, seeds, folder, eval_episodes)]
+    best = max(rows, key=lambda row: row["greedy_return_mean"])
+    record = {
+        "folder": str(folder),
+        "env_id": first.env_id,
+        "sweep": list(axes_text),
+        "seeds": seeds,
+        "programs": len(groups),
+        "eval_episodes": eval_episodes,
+        "best": best["name"],
+        "settings": rows,
+    }
+    (folder / SWEEP_FILE).write_text(json.dumps(record, indent=2))
+    plot_runs(
+        [row["run_dir"] for row in rows], folder / "sweep.png", labels=[r["name"] for r in rows]
+    )
+    return record
+
+
+def _train_group(
+    group: list[Setting], seeds: list[int], folder: Path, episodes: int
+) -> list[dict[str, Any]]:
+    """One program: every (setting, seed) of ``group`` trained and evaluated at once."""
+    config = group[0].config  # the static fields the group shares
+    trainer = make_trainer(config)
+    member_seeds = [seed for _ in group for seed in seeds]
+    sharding = seed_sharding(len(member_seeds))
+    keys = jax.device_put(jax.vmap(jax.random.key)(np.asarray(member_seeds)), sharding)
+    hparams = jax.tree.map(
+        lambda *x: np.stack(x),
+        *(Hyperparams.from_config(s.config) for s in group for _ in seeds),
+    )
+    hparams = jax.device_put(hparams, sharding)
+    start = time.perf_counter()
+    train = jax.jit(jax.vmap(trainer.train), out_shardings=sharding).lower(keys, hparams).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    state, metrics = jax.block_until_ready(train(keys, hparams))
+    run_s = time.perf_counter() - start
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, EVAL_SEED))(keys)
+    returns = jax.jit(
+        jax.vmap(lambda p, k: evaluate(config, p, k, episodes, config.eval_epsilon).mean())
+    )(state.params, eval_keys)
+    timing = {"compile_s": compile_s, "run_s": run_s, "programs_settings": len(group)}
+    host = jax.device_get((metrics, state.params, returns))
+    size = len(seeds)
+    rows = []
+    for i, setting in enumerate(group):
+        part = jax.tree.map(lambda x, i=i: x[i * size : (i + 1) * size], host)
+        rows.append(_write_setting(setting, seeds, folder, part, episodes, timing))
+    return rows
+
+
+def _write_setting(
+    setting: Setting,
+    seeds: list[int],
+    folder: Path,
+    results: tuple[dict[str, np.ndarray], Any, np.ndarray],
+    episodes: int,
+    timing: dict[str, float],
+) -> dict[str, Any]:
+    """A setting's run folder, and its row of the sweep's table."""
+    metrics, params, returns = results
+    config = setting.config
+    run_dir = folder / setting.name
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    (run_dir / "run.json").write_text(json.dumps({"seeds": seeds, "sweep": setting.values}))
+    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+    writer = MetricsWriter(run_dir, seeds, tuple(metrics))
+    writer.write(metrics)
+    writer.close()
+    flat = {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(params)}
+    np.savez(run_dir / "params.npz", **flat)
+    returns = np.asarray(returns, np.float32)
+    summary = {
+        "env_id": config.env_id,
+        "seeds": seeds,
+        "epsilon": config.eval_epsilon,
+        "greedy_return": returns.tolist(),
+        "greedy_return_mean": float(returns.mean()),
+        "greedy_return_std": float(returns.std()),
+        "eval_episodes": episodes,
+        "solved_return": SOLVED_RETURN.get(config.env_id),
+        "overestimation": None,
+        "discounted_return": None,
+        "env_steps_per_seed": config.total_timesteps,
+        "resumed_at": None,
+        **timing,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    findings = doctor.diagnose_run(run_dir)
+    mean, low, high = mean_interval(returns[:, None])
+    return {
+        "name": setting.name,
+        "values": setting.values,
+        "run_dir": str(run_dir),
+        "greedy_return_mean": float(mean[0]),
+        "interval": [float(low[0]), float(high[0])],
+        "steps_to_solve": _steps_to_solve(metrics, config.env_id),
+        "doctor": [f.code for f in findings if f.severity != "ok"] or ["healthy"],
+    }
+
+
+def _steps_to_solve(metrics: dict[str, np.ndarray], env_id: str) -> int | None:
+    """The first env step at which the seeds' mean training return reaches the env's
+    solved return (``None``: never, or no solved return known)."""
+    solved = SOLVED_RETURN.get(env_id)
+    if solved is None:
+        return None
+    with warnings.catch_warnings():  # windows where no episode ended are NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(metrics["episode_return"], axis=0)
+    hit = np.flatnonzero(mean >= solved)
+    return int(metrics["env_steps"][0, hit[0]]) if hit.size else None
