@@ -24,6 +24,12 @@ common published JAX DQN CartPole setup, 500k env steps) and the CartPole preset
     python benchmarks/throughput.py --seeds 1 8 64 256 1024 --grid-steps 65536 \
         --reference-seeds 1 64 1024 --long-repeats 3   # a GPU
     python benchmarks/throughput.py --smoke            # seconds; what CI runs
+    python benchmarks/throughput.py --seeds --preset-seeds --reference-seeds 8 \
+        --processes 1 2                                # the reference setup over processes
+
+``--processes 1 2`` adds rows of the reference setup's first ``--reference-seeds`` count
+trained by ``jaxdqn train`` as 1 process holding every CPU device and as 2 processes of
+one device each (``benchmarks/processes.py``, which checks both train the same params).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import jax
 import jax.numpy as jnp
 from common import median, print_table, timed, write_results
 from peer import peer_config, peer_train
+from processes import COLUMNS as PROCESS_COLUMNS
+from processes import process_rows
 
 import jaxdqn
 from jaxdqn.core.actor import reset_envs, step_envs
@@ -317,6 +325,13 @@ def main() -> None:
         help="also time the peer with its seeds' keys kept (its train replaces them with "
         "PRNGKey(0): purejaxrl issue #35)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="process counts to train the reference setup with (jaxdqn train, 1 first)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
@@ -344,6 +359,10 @@ def main() -> None:
             peers["peer_keys_kept"] = peer_train(args.peer_purejaxrl, reference, True)
     rows += [measure("reference setup", reference, s, long, peers) for s in args.reference_seeds]
     rows += [measure("CartPole preset", preset, s, long) for s in args.preset_seeds]
+    by_process = []
+    if args.processes:
+        seeds = args.reference_seeds[0]
+        by_process = process_rows("reference setup", reference, seeds, long, args.processes)
     print(f"\ndevice {jax.devices()[0].device_kind}, jax {jax.__version__}, "
           f"medians of {args.repeats} repeats")  # fmt: skip
     print_table(
@@ -364,6 +383,8 @@ def main() -> None:
                 (f"speed_over_{peer}", f"speed/{peer}", ".2f"))],
         ],
     )  # fmt: skip
+    if by_process:
+        print_table(by_process, PROCESS_COLUMNS)
     write_results(
         "throughput" + ("_smoke" if args.smoke else ""),
         {
@@ -379,6 +400,7 @@ def main() -> None:
                 },
             },
             "rows": rows,
+            "process_rows": by_process,
         },
         out_dir=None if args.out is None else Path(args.out),
     )  # fmt: skip

@@ -170,3 +170,27 @@ def test_a_seed_count_that_does_not_split_over_the_devices_is_refused(tmp_path, 
     with pytest.raises(ValueError, match="--seeds 6 is invalid with --num-processes 2"):
         driver.start_run(config, list(range(6)), tmp_path, ProcessGroup(2, 0))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_sweep_over_two_processes_equals_one_process_with_two_devices(tmp_path):
+    args = [
+        "sweep", "--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "800",
+        "--set", "learning_rate=1e-3,3e-3", "--set", "num_envs=4", "--set", "learning_starts=80",
+        "--set", "buffer_size=800", "--set", "batch_size=16", "--set", "exploration_steps=400",
+        "--set", "log_interval=80", "--set", "hidden_sizes=[8]", "--eval-episodes", "3",
+    ]  # fmt: skip
+    (one,) = _finish([_start([*args, "--out", str(tmp_path / "one")], devices=2)])
+    outputs = _finish(_two_processes([*args, "--out", str(tmp_path / "two")]))
+    assert "process 1 of 2 done; process 0 wrote the sweep" in outputs[1]
+    table = [line for line in one.splitlines() if "learning_rate=0.00" in line]
+    assert len(table) == 2
+    assert table == [line for line in outputs[0].splitlines() if "learning_rate=0.00" in line]
+    settings = sorted(p.name for p in _only_run(tmp_path / "one").iterdir() if p.is_dir())
+    assert settings == ["learning_rate=0.001", "learning_rate=0.003"]
+    for name in settings:
+        got, want = _only_run(tmp_path / "two") / name, _only_run(tmp_path / "one") / name
+        for seed in (0, 1):
+            path = f"metrics_seed{seed}.jsonl"
+            assert (got / path).read_text() == (want / path).read_text()
+        with np.load(got / "params.npz") as a, np.load(want / "params.npz") as b:
+            assert all(np.array_equal(a[k], b[k]) for k in b.files)

@@ -40,6 +40,7 @@ SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--n
         "chain_walk_seeds",
         "diagnostics_overhead",
         "envpool_speed",
+        "processes",
     ],
 )
 def test_benchmark_smoke(script, tmp_path):
@@ -53,6 +54,11 @@ def test_benchmark_smoke(script, tmp_path):
         payload = json.loads(result.read_text())
         assert payload["machine"]["jax"] == jax.__version__ and "device" in payload["machine"]
     assert "wrote" in out
+    if script == "processes":  # 1 process x 2 devices and 2 processes x 1 device
+        (result,) = results
+        rows = json.loads(result.read_text())["rows"]
+        assert [row["processes"] for row in rows] == [1, 2]
+        assert all(row["identical_params"] for row in rows)
     if script == "learning":
         (result,) = results
         assert result.name.startswith("learning_CartPole-v1_duel_smoke")

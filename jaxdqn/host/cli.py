@@ -20,6 +20,8 @@ from jaxdqn.host.startup import CACHE_ENV, prepare_jax
 
 # Commands that compile programs, and so use every core and the compilation cache.
 _COMPILING = ("train", "sweep", "probe", "eval", "render")
+# Commands whose work several processes can share (jax.distributed).
+_MULTI_PROCESS = ("train", "sweep")
 
 _DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0}
 
@@ -175,10 +177,10 @@ def _add_train_command(commands) -> None:
     train.set_defaults(command="train")
 
 
-def _add_process_options(train: argparse.ArgumentParser) -> None:
-    """The options that train one run's seeds over several processes (jax.distributed)."""
-    group = train.add_argument_group(
-        "several processes (one run's seeds over processes and machines; the run folder "
+def _add_process_options(command: argparse.ArgumentParser) -> None:
+    """The options that share a command's runs over several processes (jax.distributed)."""
+    group = command.add_argument_group(
+        "several processes (the runs' seeds over processes and machines; the output folder "
         "on a filesystem they all see)"
     )
     group.add_argument(
@@ -224,12 +226,12 @@ def _check_process_options(parser: argparse.ArgumentParser, args: argparse.Names
                 f"--coordinator {args.coordinator} is invalid: give HOST:PORT, e.g. "
                 "node001:12345, reachable from every process."
             )
-    if args.keep_checkpoints < 2:
+    if getattr(args, "keep_checkpoints", 2) < 2:
         parser.error(
             f"--keep-checkpoints {args.keep_checkpoints} is invalid with several processes: "
             "keep at least 2, so that a step every process holds survives any one's death."
         )
-    if args.wandb is not None:
+    if getattr(args, "wandb", None) is not None:
         parser.error("--wandb logs one process's run; train with one process to use it.")
 
 
@@ -285,6 +287,7 @@ def _add_sweep_command(commands) -> None:
     )
     sweep.add_argument("--eval-episodes", type=_positive, default=100, help="greedy episodes/seed")
     sweep.add_argument("--out", default="sweeps", help="parent folder of the sweep folder")
+    _add_process_options(sweep)
     _add_jax_options(sweep)
     sweep.set_defaults(command="sweep")
 
@@ -404,11 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.given_flags = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
     args.jax_setup = None
-    if args.command == "train":
+    if args.command in _MULTI_PROCESS:
         _check_process_options(parser, args)
     if args.command in _COMPILING:
         args.jax_setup = prepare_jax(every_core=True, compilation_cache=args.compilation_cache)
-    if args.command == "train":
+    if args.command in _MULTI_PROCESS:
         try:
             args.process_group = _join_processes(args)
         except (ValueError, RuntimeError) as error:  # no cluster found, a coordinator timeout

@@ -152,8 +152,17 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"jaxdqn: error: {error}", file=sys.stderr)
         return 2
     seeds = list(range(args.seed, args.seed + args.seeds))
+    _print_setup(args.jax_setup)
     print(_sweep_plan(settings, axes, len(seeds)), flush=True)
-    record = run_sweep(settings, seeds, args.out, args.eval_episodes, axes)
+    try:
+        record = run_sweep(settings, seeds, args.out, args.eval_episodes, axes, args.process_group)
+    except ValueError as error:  # runs that do not split over the processes' devices
+        print(f"jaxdqn: error: {error}", file=sys.stderr)
+        return 2
+    if record is None:
+        group = args.process_group
+        print(f"process {group.index} of {group.count} done; process 0 wrote the sweep")
+        return 0
     print(format_sweep(record))
     return 0
 
@@ -346,8 +355,7 @@ def _number(value: Any) -> str:
 def _print_start(run: driver.Run, setup: JaxSetup | None) -> None:
     """What JAX was given and the cores tip (stderr), the line that opens a run (stdout)."""
     platform_name = jax.local_devices()[0].platform
-    if setup is not None and setup.cpu_devices_source != "too late":  # else JAX had started
-        print(_setup_line(setup, platform_name), file=sys.stderr)
+    _print_setup(setup)
     hint = cores_hint(platform_name, jax.local_device_count(), len(run.seeds), usable_cores())
     if hint and (setup is None or setup.cpu_devices_source != "user"):  # not the user's choice
         print(hint, file=sys.stderr)
@@ -363,6 +371,12 @@ def _print_start(run: driver.Run, setup: JaxSetup | None) -> None:
         flush=True,
     )
     print(_workload(run), flush=True)
+
+
+def _print_setup(setup: JaxSetup | None) -> None:
+    """What the command line gave JAX, on stderr (nothing when JAX had already started)."""
+    if setup is not None and setup.cpu_devices_source != "too late":
+        print(_setup_line(setup, jax.local_devices()[0].platform), file=sys.stderr)
 
 
 def _setup_line(setup: JaxSetup, platform_name: str) -> str:

@@ -139,3 +139,11 @@ def global_rows(tree, sharding: NamedSharding, num_rows: int):
         return jax.make_array_from_process_local_data(sharding, local, shape)
 
     return jax.tree.map(place, tree)
+
+
+def gather_rows(group: ProcessGroup, tree):
+    """Every process's rows of each leaf of ``tree`` (a seed axis split over processes),
+    joined in order on every process as NumPy arrays: a collective all processes call."""
+    if group.count == 1:
+        return jax.device_get(tree)
+    return multihost_utils.process_allgather(local_rows(tree), tiled=True)

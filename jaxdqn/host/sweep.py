@@ -34,12 +34,14 @@ from jaxdqn.host import doctor
 from jaxdqn.host.devices import seed_sharding
 from jaxdqn.host.driver import EVAL_SEED, parse_override, versions
 from jaxdqn.host.monitor import MetricsWriter
-from jaxdqn.host.plotting import mean_interval, plot_runs
+from jaxdqn.host.plotting import mean_interval, plot_runs, run_curves
+from jaxdqn.host.processes import ONE_PROCESS, ProcessGroup, gather_rows, global_rows
 from jaxdqn.hyperparams import TRACED_FIELDS, Hyperparams
 from jaxdqn.presets import SOLVED_RETURN
 
 SWEEP_FILE = "sweep.json"
 RANGE_KINDS = ("log", "lin", "int")  # log-uniform, uniform, uniform integer
+PLOT_WINDOW = 5  # log windows jaxdqn plot smooths over, by default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,24 +207,45 @@ def run_sweep(
     out: str | Path,
     eval_episodes: int = 100,
     axes_text: list[str] = (),
-) -> dict[str, Any]:
+    processes: ProcessGroup = ONE_PROCESS,
+) -> dict[str, Any] | None:
     """Trains every setting on ``seeds`` (one program per :func:`program_groups` group),
     evaluates each greedily, writes each setting's run folder, ``sweep.json`` and
     ``sweep.png`` under a new folder in ``out``.
 
+    With several ``processes`` (``jax.distributed`` joined), each program's members are
+    split over every process's devices; process 0 gathers the results and writes.
+
     Returns:
-      The sweep record (also ``sweep.json``): ``folder``, ``programs``, ``seeds``, ``best``
-      and per setting ``name``, ``values``, ``run_dir``, ``greedy_return_mean``,
-      ``interval`` (95% bootstrap over seeds), ``steps_to_solve`` (the first env step at
-      which the seeds' mean training return reaches the env's solved return; ``None`` if
-      never or unknown) and ``doctor`` (the findings' codes, or ``["healthy"]``).
+      The sweep record (also ``sweep.json``; ``None`` on processes other than 0):
+      ``folder``, ``programs``, ``seeds``, ``best`` and per setting ``name``, ``values``,
+      ``run_dir``, ``greedy_return_mean``, ``interval`` (95% bootstrap over seeds),
+      ``steps_to_solve`` (the first env step at which the seeds' mean smoothed training
+      return reaches the env's solved return; ``None`` if never or unknown) and ``doctor``
+      (the findings' codes, or ``["healthy"]``).
+
+    Raises:
+      ValueError: with several processes, a program whose runs do not split evenly over
+        the devices (before anything compiles).
     """
-    first = settings[0].config
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    folder = Path(out) / f"{first.env_id.replace(':', '.').replace('/', '.')}-sweep-{stamp}"
-    folder.mkdir(parents=True, exist_ok=False)
     groups = program_groups(settings)
-    rows = [row for group in groups for row in _train_group(group, seeds, folder, eval_episodes)]
+    _check_split(groups, len(seeds), processes)
+    first = settings[0].config
+    folder = Path("")
+    if processes.writes_shared_files:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        name = first.env_id.replace(":", ".").replace("/", ".")
+        folder = Path(out) / f"{name}-sweep-{stamp}"
+        folder.mkdir(parents=True, exist_ok=False)
+    rows = []
+    for group in groups:
+        results, timing = _train_group(group, seeds, eval_episodes, processes)
+        if processes.writes_shared_files:
+            for i, setting in enumerate(group):
+                part = _rows_of(results, i * len(seeds), (i + 1) * len(seeds))
+                rows.append(_write_setting(setting, seeds, folder, part, eval_episodes, timing))
+    if not processes.writes_shared_files:
+        return None
     best = max(rows, key=lambda row: row["greedy_return_mean"])
     record = {
         "folder": str(folder),
@@ -230,31 +253,58 @@ def run_sweep(
         "sweep": list(axes_text),
         "seeds": seeds,
         "programs": len(groups),
+        "processes": processes.count,
         "eval_episodes": eval_episodes,
         "best": best["name"],
         "settings": rows,
     }
     (folder / SWEEP_FILE).write_text(json.dumps(record, indent=2))
-    plot_runs(
-        [row["run_dir"] for row in rows], folder / "sweep.png", labels=[r["name"] for r in rows]
-    )
+    names = [row["name"] for row in rows]
+    plot_runs([row["run_dir"] for row in rows], folder / "sweep.png", labels=names)
     return record
 
 
+def _check_split(groups: list[list[Setting]], num_seeds: int, processes: ProcessGroup) -> None:
+    """Refuses, with several processes, a program whose runs do not split evenly over
+    every process's devices."""
+    for group in groups if processes.count > 1 else []:
+        runs = len(group) * num_seeds
+        if runs % jax.device_count():
+            raise ValueError(
+                f"{runs} runs in one program do not split over the {jax.device_count()} "
+                f"devices of {processes.count} processes: give a seed count that makes every "
+                "program's runs a multiple of the devices."
+            )
+
+
+def _rows_of(tree: Any, start: int, stop: int) -> Any:
+    return jax.tree.map(lambda x: x[start:stop], tree)
+
+
 def _train_group(
-    group: list[Setting], seeds: list[int], folder: Path, episodes: int
-) -> list[dict[str, Any]]:
-    """One program: every (setting, seed) of ``group`` trained and evaluated at once."""
+    group: list[Setting], seeds: list[int], episodes: int, processes: ProcessGroup
+) -> tuple[tuple[dict[str, np.ndarray], Any, np.ndarray], dict[str, float]]:
+    """One program: every (setting, seed) of ``group`` trained and evaluated at once.
+    Returns every run's ``(metrics, params, mean greedy return)`` on the host (rows in
+    group order, seeds fastest) and the program's timing."""
     config = group[0].config  # the static fields the group shares
     trainer = make_trainer(config)
     member_seeds = [seed for _ in group for seed in seeds]
-    sharding = seed_sharding(len(member_seeds))
-    keys = jax.device_put(jax.vmap(jax.random.key)(np.asarray(member_seeds)), sharding)
+    keys = jax.vmap(jax.random.key)(np.asarray(member_seeds))
     hparams = jax.tree.map(
         lambda *x: np.stack(x),
         *(Hyperparams.from_config(s.config) for s in group for _ in seeds),
     )
-    hparams = jax.device_put(hparams, sharding)
+    runs = len(member_seeds)
+    if processes.count > 1:  # every process's devices, each process giving its rows
+        sharding = seed_sharding(runs, jax.devices())
+        mine = processes.share(list(range(runs)))
+        keys, hparams = global_rows(
+            _rows_of((keys, hparams), mine[0], mine[-1] + 1), sharding, runs
+        )
+    else:
+        sharding = seed_sharding(runs)
+        keys, hparams = jax.device_put((keys, hparams), sharding)
     start = time.perf_counter()
     train = jax.jit(jax.vmap(trainer.train), out_shardings=sharding).lower(keys, hparams).compile()
     compile_s = time.perf_counter() - start
@@ -265,14 +315,8 @@ def _train_group(
     returns = jax.jit(
         jax.vmap(lambda p, k: evaluate(config, p, k, episodes, config.eval_epsilon).mean())
     )(state.params, eval_keys)
-    timing = {"compile_s": compile_s, "run_s": run_s, "programs_settings": len(group)}
-    host = jax.device_get((metrics, state.params, returns))
-    size = len(seeds)
-    rows = []
-    for i, setting in enumerate(group):
-        part = jax.tree.map(lambda x, i=i: x[i * size : (i + 1) * size], host)
-        rows.append(_write_setting(setting, seeds, folder, part, episodes, timing))
-    return rows
+    timing = {"compile_s": compile_s, "run_s": run_s, "program_settings": len(group)}
+    return gather_rows(processes, (metrics, state.params, returns)), timing
 
 
 def _write_setting(
@@ -321,19 +365,20 @@ def _write_setting(
         "run_dir": str(run_dir),
         "greedy_return_mean": float(mean[0]),
         "interval": [float(low[0]), float(high[0])],
-        "steps_to_solve": _steps_to_solve(metrics, config.env_id),
+        "steps_to_solve": _steps_to_solve(run_dir, config.env_id),
         "doctor": [f.code for f in findings if f.severity != "ok"] or ["healthy"],
     }
 
 
-def _steps_to_solve(metrics: dict[str, np.ndarray], env_id: str) -> int | None:
-    """The first env step at which the seeds' mean training return reaches the env's
-    solved return (``None``: never, or no solved return known)."""
+def _steps_to_solve(run_dir: Path, env_id: str) -> int | None:
+    """The first env step at which the seeds' mean training return, smoothed as ``jaxdqn
+    plot`` draws it (5 log windows), reaches the env's solved return (``None``: never, or
+    no solved return known)."""
     solved = SOLVED_RETURN.get(env_id)
     if solved is None:
         return None
-    with warnings.catch_warnings():  # windows where no episode ended are NaN
+    steps, returns = run_curves(run_dir, "episode_return", PLOT_WINDOW)
+    with warnings.catch_warnings():  # points before any episode ended are NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(metrics["episode_return"], axis=0)
-    hit = np.flatnonzero(mean >= solved)
-    return int(metrics["env_steps"][0, hit[0]]) if hit.size else None
+        hit = np.flatnonzero(np.nanmean(returns, axis=0) >= solved)
+    return int(steps[hit[0]]) if hit.size else None
