@@ -29,7 +29,7 @@ def key_results(config: jaxdqn.DQNConfig, key: int, seeds: int) -> dict:
     """Trains ``seeds`` seeds of ``split(key(key), seeds)``; each seed's worst relative Q
     error and whether it passes."""
     sharding = jaxdqn.seed_sharding(seeds)
-    train = jax.jit(jax.vmap(jaxdqn.make_train(config)), out_shardings=sharding)
+    train = jax.jit(jaxdqn.on_each_device(jax.vmap(jaxdqn.make_train(config)), sharding))
     keys = jax.device_put(jax.random.split(jax.random.key(key), seeds), sharding)
     start = time.perf_counter()
     states, _ = train(keys)

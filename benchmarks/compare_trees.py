@@ -45,7 +45,10 @@ if steps:
 sharding = jaxdqn.seed_sharding(seeds)
 keys = jax.device_put(jax.random.split(jax.random.key(0), seeds), sharding)
 start = time.perf_counter()
-train = jax.jit(jax.vmap(jaxdqn.make_train(config)), out_shardings=sharding)
+# Each device on its own seeds where the tree can (jaxdqn.on_each_device), else partitioned.
+each = getattr(jaxdqn, "on_each_device", None)
+train = (jax.jit(each(jax.vmap(jaxdqn.make_train(config)), sharding)) if each
+         else jax.jit(jax.vmap(jaxdqn.make_train(config)), out_shardings=sharding))
 compiled = train.lower(keys).compile()
 compile_s = time.perf_counter() - start
 start = time.perf_counter()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -50,15 +51,13 @@ def learning_curve(
     keys = jax.device_put(jax.random.split(jax.random.key(key), seeds), sharding)
     trainer = jaxdqn.make_trainer(config)
     start = time.perf_counter()
-    init = jax.jit(jax.vmap(trainer.init), out_shardings=sharding).lower(keys).compile()
+    each_device = functools.partial(jaxdqn.on_each_device, sharding=sharding)
+    init = jax.jit(each_device(jax.vmap(trainer.init))).lower(keys).compile()
     state = init(keys)
-    chunk = jax.jit(
-        jax.vmap(lambda s: trainer.run(s, points // evals)),
-        donate_argnums=0,
-        out_shardings=sharding,
-    )
-    chunk = chunk.lower(state).compile()
-    evaluate = jax.jit(jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes)))
+    run = jax.vmap(lambda s: trainer.run(s, points // evals))
+    chunk = jax.jit(each_device(run), donate_argnums=0).lower(state).compile()
+    greedy = jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes))
+    evaluate = jax.jit(each_device(greedy))
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, EVAL_SEED))(keys)
     evaluate = evaluate.lower(state.params, eval_keys).compile()
     compile_s = time.perf_counter() - start

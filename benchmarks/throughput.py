@@ -241,7 +241,8 @@ def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = No
     compiled, compile_s = {}, {}
     for part, fn in programs.items():
         start = time.perf_counter()
-        compiled[part] = jax.jit(jax.vmap(fn)).lower(keys).compile()
+        each_device = jaxdqn.on_each_device(jax.vmap(fn), sharding)
+        compiled[part] = jax.jit(each_device).lower(keys).compile()
         compile_s[part] = time.perf_counter() - start
     times = {part: [] for part in programs}
     for _ in range(repeats):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from jaxdqn.core.types import Batch, Transition
     from jaxdqn.dqn import Components, build, estimate_values, evaluate, make_train, make_trainer
     from jaxdqn.envs import ENV_IDS, BoundEnv, EnvSpec, bind_env, make_env
-    from jaxdqn.host.devices import seed_sharding
+    from jaxdqn.host.devices import on_each_device, seed_sharding
     from jaxdqn.host.doctor import Finding, diagnose, diagnose_run
     from jaxdqn.host.startup import JaxSetup, prepare_jax
     from jaxdqn.hyperparams import Hyperparams, sweep
@@ -78,6 +78,7 @@ _SOURCES = {
     "make_trainer": "jaxdqn.dqn",
     "prepare_jax": "jaxdqn.host.startup",
     "seed_sharding": "jaxdqn.host.devices",
+    "on_each_device": "jaxdqn.host.devices",
     "sweep": "jaxdqn.hyperparams",
     "sync_target": "jaxdqn.core.learner",
 }

@@ -43,7 +43,7 @@ def test_sharded_run_trains_each_seed_as_one_device_does(tiny_chain_run):
     keys, _, metrics = tiny_chain_run  # 2 seeds, vmapped, on one device
     sharding = jaxdqn.seed_sharding(2)
     assert sharding.num_devices == 2
-    train = jax.jit(jax.vmap(jaxdqn.make_train(TINY_CHAIN)), out_shardings=sharding)
+    train = jax.jit(jaxdqn.on_each_device(jax.vmap(jaxdqn.make_train(TINY_CHAIN)), sharding))
     sharded_states, sharded_metrics = train(jax.device_put(keys, sharding))
     # Every output leaf is split: one seed on each device.
     for leaf in jax.tree.leaves(sharded_states.params):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.learning
 def train_seeds(config: jaxdqn.DQNConfig, seed: int = 0):
     sharding = jaxdqn.seed_sharding(SEEDS)  # both CI cores train, half the seeds each
     keys = jax.device_put(jax.random.split(jax.random.key(seed), SEEDS), sharding)
-    return jax.jit(jax.vmap(jaxdqn.make_train(config)), out_shardings=sharding)(keys)
+    return jax.jit(jaxdqn.on_each_device(jax.vmap(jaxdqn.make_train(config)), sharding))(keys)
 
 
 def greedy_returns(config: jaxdqn.DQNConfig, params, episodes: int = 100) -> np.ndarray:

@@ -116,10 +116,14 @@ def test_killed_processes_resume_to_the_uninterrupted_result(tmp_path, reference
     while not list(tmp_path.glob("*/checkpoints/process-1/ckpt-*")):
         assert time.monotonic() < deadline and processes[1].poll() is None
         time.sleep(0.01)
-    for process in reversed(processes):  # one dies; the job's other process is stopped
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
+    processes[1].send_signal(signal.SIGKILL)
+    processes[1].communicate(timeout=60)
+    survivor = processes[0].communicate(timeout=120)[0]  # stops at its next barrier
+    assert processes[0].returncode == 1, survivor
     run_dir = _only_run(tmp_path)
+    assert "another process stopped before 'checkpoint " in survivor
+    hint = f"Resume every process with: jaxdqn train --resume {run_dir} --num-processes 2"
+    assert hint in survivor
     assert not (run_dir / "summary.json").exists()
     killed_at = max(int(p.name[5:]) for p in run_dir.glob("checkpoints/process-1/ckpt-*"))
     assert killed_at < _TOTAL
@@ -167,7 +171,7 @@ def test_a_seed_count_that_does_not_split_over_the_devices_is_refused(tmp_path, 
 
     config = driver.build_config("ChainWalk-v0", 800, [])
     monkeypatch.setattr(driver.jax, "device_count", lambda: 4)
-    with pytest.raises(ValueError, match="--seeds 6 is invalid with --num-processes 2"):
+    with pytest.raises(ValueError, match="6 seeds do not split evenly over the 4 devices"):
         driver.start_run(config, list(range(6)), tmp_path, ProcessGroup(2, 0))
     assert not list(tmp_path.iterdir())
 

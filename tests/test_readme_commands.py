@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
+import random
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +90,87 @@ def interrupt(run_dir: Path) -> None:
     shutil.rmtree(
         checkpoint_path(run_dir / "checkpoints", checkpoint_steps(run_dir / "checkpoints")[-1])
     )
+
+
+SWEEP_LINES = [
+    shlex.split(line)
+    for line in readme_block("### Sweeps from the command line", "bash").splitlines()
+]
+# The README's sweeps made tiny: fewer seeds and samples, a short budget.
+TINY_SWEEP = {"--seeds": "2", "--samples": "2", "--total-timesteps": "2000", "--eval-episodes": "2"}
+
+
+def test_readme_sweep_block_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert [tokens[:2] for tokens in SWEEP_LINES] == [["jaxdqn", "sweep"]] * 2
+    for tokens in SWEEP_LINES:
+        tokens = list(tokens)
+        for flag, value in TINY_SWEEP.items():
+            if flag in tokens:
+                tokens[tokens.index(flag) + 1] = value
+            elif flag != "--samples":
+                tokens += [flag, value]
+        code, out = jaxdqn(tokens)
+        assert code == 0 and "in 1 program (every swept field is traced)" in out, out
+    sweeps = sorted((tmp_path / "sweeps").iterdir())
+    settings = [json.loads((s / "sweep.json").read_text())["settings"] for s in sweeps]
+    assert [len(rows) for rows in settings] == [6, 2]
+
+
+def _launch(tokens: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """A README ``jaxdqn ...`` line as a process of this Python, with tiny budgets."""
+    tokens = tiny(tokens)
+    base = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+    return subprocess.Popen([sys.executable, "-m", "jaxdqn", *tokens[1:]], cwd=cwd, text=True,
+                            env={**base, "JAXDQN_COMPILATION_CACHE": "off", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _outputs(processes: list[subprocess.Popen]) -> list[str]:
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0] * len(processes), outputs
+    return outputs
+
+
+def _free_port(low: int = 0) -> int:
+    """A port free now: any, or one of ``low``..65535."""
+    for port in [0] if not low else random.sample(range(low, 65536), 200):
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("localhost", port))
+            return sock.getsockname()[1]
+    raise OSError(f"no free port in {low}..65535")
+
+
+def test_readme_two_processes_block_runs_as_written(tmp_path):
+    block = readme_block("Two processes on one machine", "bash")
+    lines = [line.rstrip(" &") for line in block.strip().splitlines() if line != "wait"]
+    port = str(_free_port())
+    processes = []
+    for line in lines:
+        setting, *tokens = shlex.split(line.replace("12355", port))
+        name, value = setting.split("=")
+        processes.append(_launch(tokens, {name: value}, tmp_path))
+    outputs = _outputs(processes)
+    assert "run folder:" in outputs[0] and "process 1 of 2 (seeds 1-1) done" in outputs[1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["seeds"] == [0, 1]
+
+
+def test_readme_slurm_script_runs_as_two_tasks_on_localhost(tmp_path):
+    script = readme_block("On a SLURM cluster", "bash")
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    (srun,) = [line for line in script.splitlines() if line.startswith("srun ")]
+    tokens = shlex.split(srun.replace('"$HOME', f'"{tmp_path}'))
+    assert tokens[:2] == ["srun", "--kill-on-bad-exit=1"]
+    # JAX's coordinator listens on port 61440 + job id % 4096: a job id that gives a free one
+    job = str(_free_port(61440) - 61440 + 4096)
+    slurm = {"SLURM_JOB_ID": job, "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2",
+             "SLURM_STEP_NUM_NODES": "1", "JAX_NUM_CPU_DEVICES": "1"}  # fmt: skip
+    tasks = [
+        _launch(tokens[2:], {**slurm, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}, tmp_path)
+        for i in range(2)
+    ]
+    outputs = _outputs(tasks)
+    assert "process 0 of 2" in outputs[0] and "process 1 of 2 (seeds 1-1) done" in outputs[1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "params.npz").exists()

@@ -15,7 +15,7 @@ import math
 import sys
 
 from jaxdqn import __version__
-from jaxdqn.host.plotting import X_AXES
+from jaxdqn.host.plotting import SMOOTH_WINDOW, X_AXES
 from jaxdqn.host.startup import CACHE_ENV, prepare_jax
 
 # Commands that compile programs, and so use every core and the compilation cache.
@@ -255,6 +255,7 @@ def _add_sweep_command(commands) -> None:
     sweep = commands.add_parser(
         "sweep",
         formatter_class=_DefaultsHelp,
+        allow_abbrev=False,  # the process options are checked by their full names
         help="train a grid (or random samples) of settings over seeds: a table, a run "
         "folder per setting, sweep.json and a plot",
     )
@@ -362,7 +363,10 @@ def _add_eval_plot_export_commands(commands) -> None:
         "--label", action="append", default=None, help="legend label of each run, in order"
     )
     plot.add_argument(
-        "--smooth", type=_positive, default=5, help="log windows per smoothing window (1: none)"
+        "--smooth",
+        type=_positive,
+        default=SMOOTH_WINDOW,
+        help="log windows per smoothing window (1: none)",
     )
     plot.add_argument("--x", default="env_steps", choices=tuple(X_AXES), help="x axis")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shutil
 import sys
@@ -23,7 +24,7 @@ from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint
 from jaxdqn.host.monitor import Progress
 from jaxdqn.host.probe import PROBE_STEPS, format_results, run_probes
-from jaxdqn.host.processes import ProcessGroup
+from jaxdqn.host.processes import ProcessGroup, ProcessLost, agree
 from jaxdqn.host.startup import JaxSetup, usable_cores
 from jaxdqn.host.sweep import is_swept, make_settings, program_groups, run_sweep, split_values
 from jaxdqn.hyperparams import TRACED_FIELDS
@@ -32,36 +33,74 @@ from jaxdqn.hyperparams import TRACED_FIELDS
 def train_command(args: argparse.Namespace) -> int:
     """``jaxdqn train``: a new run (or ``--resume``) to its end; returns the exit code.
     Ctrl-C at any moment ends it with one line: a new run interrupted before its first
-    checkpoint leaves no folder behind, any other leaves one that ``--resume`` continues."""
+    checkpoint leaves no folder behind, any other leaves one that ``--resume`` continues.
+    A process of several that must stop ends at once (:func:`_leave`)."""
+    group = args.process_group
     try:
         _check_writer_packages(args)
-        run = _start_or_resume(args, args.process_group)
+        agree(group, "commands", _command_text(args))
+        run = _start_or_resume(args, group)
+    except ProcessLost as lost:
+        return _leave(group, f"\njaxdqn: stopped: {lost}.", 1)
     except (ValueError, OSError) as error:
         # A bad setting or run folder, an --out that is a file or cannot be written: say
         # what is wrong, no traceback.
-        print(f"jaxdqn: error: {error}", file=sys.stderr)
-        return 2
+        return _leave(group, f"jaxdqn: error: {error}", 2)
     except KeyboardInterrupt:
-        print(
-            "\njaxdqn: interrupted before training started; nothing was written.", file=sys.stderr
+        return _leave(
+            group, "\njaxdqn: interrupted before training started; nothing was written.", 130
         )
-        return 130
     try:
         writers = _open_writers(args, run)
     except (ValueError, OSError, RuntimeError) as error:  # e.g. W&B online without a login
-        if args.resume is None:
+        if args.resume is None and group.count == 1:
             shutil.rmtree(run.run_dir, ignore_errors=True)
-        print(f"jaxdqn: error: opening a metrics writer failed: {error}", file=sys.stderr)
-        return 2
+        return _leave(group, f"jaxdqn: error: opening a metrics writer failed: {error}", 2)
     try:
         _print_start(run, args.jax_setup)
-        return _train(args, run, writers)
+        code = _train(args, run, writers)
+    except ProcessLost as lost:
+        code, message = (
+            1,
+            f"\njaxdqn: stopped: {lost}. Resume every process with: {_resume_hint(run)}",
+        )
     except KeyboardInterrupt:
-        print(_interrupted(run, new_run=args.resume is None), file=sys.stderr)
-        return 130
-    finally:
-        for writer in writers:
-            writer.close()
+        code, message = 130, _interrupted(run, new_run=args.resume is None)
+    else:
+        message = None
+    for writer in writers:
+        writer.close()
+    return code if message is None and code == 0 else _leave(group, message, code)
+
+
+def _leave(group: ProcessGroup, message: str | None, code: int) -> int:
+    """Prints ``message`` (stderr) and returns ``code``; a process of several ends here at
+    once: JAX's shutdown would first wait for the others, which stop only when they find
+    this one gone."""
+    if message:
+        print(message, file=sys.stderr, flush=True)
+    if group.count > 1:
+        sys.stdout.flush()
+        os._exit(code)
+    return code
+
+
+def _command_text(args: argparse.Namespace) -> str:
+    """What every process of a run must be given alike: the command's options but for
+    --process-id."""
+    own = ("process_id", "jax_setup", "process_group", "given_flags")
+    return json.dumps({k: v for k, v in sorted(vars(args).items()) if k not in own}, default=str)
+
+
+def _resume_hint(run: driver.Run) -> str:
+    """The command that resumes a run (with its process options, when it has several)."""
+    hint = f"jaxdqn train --resume {run.run_dir}"
+    if run.group.count > 1:
+        hint += (
+            f" --num-processes {run.group.count} --process-id I --coordinator HOST:PORT "
+            "(or --cluster)"
+        )
+    return hint
 
 
 def _train(args: argparse.Namespace, run: driver.Run, writers: list) -> int:
@@ -133,38 +172,52 @@ def _stopped(run: driver.Run, stopped: driver.NonFiniteRun) -> int:
 def sweep_command(args: argparse.Namespace) -> int:
     """``jaxdqn sweep``: every setting trained over the seeds, then the table (exit code 2
     for bad input, found before anything compiles)."""
+    group = args.process_group
     try:
-        if args.config is not None and "--env" in args.given_flags:
-            raise ValueError("--config and --env both choose the env; give one.")
-        fixed, axes = [], []
-        for text in args.set:
-            (axes if is_swept(text) else fixed).append(text)
-        if not axes:
-            raise ValueError(
-                "jaxdqn sweep needs a field to sweep: --set FIELD=V1,V2,... (e.g. "
-                "--set learning_rate=1e-4,3e-4,1e-3) or a range with --samples K."
-            )
-        base = driver.build_config(
-            args.env, args.total_timesteps, fixed, args.env_param, args.config
-        )
-        settings = make_settings(base, axes, args.samples, args.sample_seed)
+        agree(group, "commands", _command_text(args))
+        settings, axes = _sweep_settings(args)
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        _print_setup(args.jax_setup)
+        print(_sweep_plan(settings, axes, len(seeds)), flush=True)
+        record = run_sweep(settings, seeds, args.out, args.eval_episodes, axes, group)
     except (ValueError, OSError) as error:
-        print(f"jaxdqn: error: {error}", file=sys.stderr)
-        return 2
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    _print_setup(args.jax_setup)
-    print(_sweep_plan(settings, axes, len(seeds)), flush=True)
-    try:
-        record = run_sweep(settings, seeds, args.out, args.eval_episodes, axes, args.process_group)
-    except ValueError as error:  # runs that do not split over the processes' devices
-        print(f"jaxdqn: error: {error}", file=sys.stderr)
-        return 2
+        return _leave(group, f"jaxdqn: error: {error}", 2)
+    except KeyboardInterrupt:
+        return _leave(group, "\njaxdqn: sweep interrupted.", 130)
     if record is None:
-        group = args.process_group
         print(f"process {group.index} of {group.count} done; process 0 wrote the sweep")
         return 0
     print(format_sweep(record))
     return 0
+
+
+def _sweep_settings(args: argparse.Namespace) -> tuple[list, list[str]]:
+    """The settings ``jaxdqn sweep`` asks for, and its swept ``--set`` texts.
+
+    Raises:
+      ValueError: naming what is wrong, before anything compiles.
+    """
+    if args.config is not None and "--env" in args.given_flags:
+        raise ValueError("--config and --env both choose the env; give one.")
+    fixed, axes = [], []
+    for text in args.set:
+        (axes if is_swept(text) else fixed).append(text)
+    if not axes:
+        raise ValueError(
+            "jaxdqn sweep needs a field to sweep: --set FIELD=V1,V2,... (e.g. "
+            "--set learning_rate=1e-4,3e-4,1e-3) or a range with --samples K."
+        )
+    both = {split_values(t)[0] for t in fixed} & {split_values(t)[0] for t in axes}
+    if both:
+        raise ValueError(f"--set {', '.join(sorted(both))} is both fixed and swept; give one.")
+    base = driver.build_config(args.env, args.total_timesteps, fixed, args.env_param, args.config)
+    settings = make_settings(base, axes, args.samples, args.sample_seed)
+    if len(settings) * args.seeds > MAX_SEEDS:
+        raise ValueError(
+            f"{len(settings)} settings x {args.seeds} seeds is too many: a sweep trains at "
+            f"most {MAX_SEEDS:,} runs; sweep fewer values or seeds."
+        )
+    return settings, axes
 
 
 def _sweep_plan(settings: list, axes: list[str], num_seeds: int) -> str:
@@ -173,7 +226,8 @@ def _sweep_plan(settings: list, axes: list[str], num_seeds: int) -> str:
     fields = [split_values(text)[0] for text in axes]
     static = [f for f in fields if f not in TRACED_FIELDS]
     why = (
-        f"{', '.join(static)} change{'s' if len(static) == 1 else ''} the program: one per value"
+        f"{', '.join(static)} change{'s' if len(static) == 1 else ''} the program: one per "
+        f"{'value' if len(static) == 1 else 'combination of values'}"
         if static
         else "every swept field is traced"
     )
@@ -285,20 +339,21 @@ def _start_or_resume(args: argparse.Namespace, group: ProcessGroup) -> driver.Ru
 
 
 def _interrupted(run: driver.Run, new_run: bool) -> str:
-    """The line that ends an interrupted run; a new run with no checkpoint yet is removed,
-    so no folder is left that --resume, eval and plot would all turn away."""
+    """The line that ends an interrupted run; a new run of one process with no checkpoint
+    yet is removed, so no folder is left that --resume, eval and plot would all turn
+    away."""
     done = checkpoint_steps(run.checkpoints)
     if done and done[-1] >= run.config.total_timesteps:
         return (
             f"\njaxdqn: interrupted during the final evaluation; training is complete. "
-            f"Evaluate and write the summary with: jaxdqn train --resume {run.run_dir}"
+            f"Evaluate and write the summary with: {_resume_hint(run)}"
         )
     if done:
         return (
             f"\njaxdqn: interrupted; metrics so far are in {run.run_dir}. Resume from "
-            f"{done[-1]:,} env steps with: jaxdqn train --resume {run.run_dir}"
+            f"{done[-1]:,} env steps with: {_resume_hint(run)}"
         )
-    if new_run:
+    if new_run and run.group.count == 1:  # other processes may have written checkpoints
         shutil.rmtree(run.run_dir, ignore_errors=True)
         return f"\njaxdqn: interrupted before the first checkpoint; removed {run.run_dir}."
     return f"\njaxdqn: interrupted; {run.run_dir} is as it was."

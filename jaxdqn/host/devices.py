@@ -1,8 +1,8 @@
 """Spreading a batch of seeds over devices: every GPU of a host, or every CPU core.
 
 A vmapped run is one program whose arrays all lead with the seed axis. Given inputs
-placed with :func:`seed_sharding`, ``jax.jit`` splits that axis over devices and each
-device trains its own seeds, with no communication between them.
+placed with :func:`seed_sharding` and the program wrapped by :func:`on_each_device`,
+every device trains its own seeds, with no communication between them.
 
 On a multi-core CPU, JAX shows a single CPU device unless ``JAX_NUM_CPU_DEVICES`` is set
 before JAX starts. A single device runs a program's operations on a thread pool shared by
@@ -15,6 +15,8 @@ more than one device is visible.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -52,6 +54,38 @@ def seed_sharding(num_seeds: int, devices: list[jax.Device] | None = None) -> Na
     used = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
     mesh = Mesh(np.array(devices[:used]), (SEED_AXIS,))
     return NamedSharding(mesh, PartitionSpec(SEED_AXIS))
+
+
+def on_each_device(fn: Callable, sharding: NamedSharding) -> Callable:
+    """``fn`` run by every device of ``sharding`` on its own seeds, nothing crossing devices.
+
+    ``jax.jit(jax.vmap(train), out_shardings=sharding)`` alone partitions one program over
+    the devices, and every reduction over the seed axis inside it (the loop's branch taken
+    once for all seeds, :mod:`jaxdqn.core.lockstep`; an evaluation's wait for the last
+    episode) becomes a collective: the devices wait for each other at every env step.
+    Under ``jax.shard_map`` each device runs the program of its own seeds instead: the
+    computation of one device training those seeds alone.
+
+    Args:
+      fn: a function of arrays (pytrees) that all lead with the seed axis and returns
+        such arrays, e.g. ``jax.vmap(train)``.
+      sharding: from :func:`seed_sharding`.
+
+    Returns:
+      ``fn`` mapped over the sharding's devices (``fn`` itself for one device); jit it.
+
+    Examples:
+      >>> sharding = jaxdqn.seed_sharding(16)
+      >>> keys = jax.device_put(jax.random.split(jax.random.key(0), 16), sharding)
+      >>> train = jax.jit(on_each_device(jax.vmap(jaxdqn.make_train(config)), sharding))
+      >>> states, metrics = train(keys)  # each device trains 16 / devices seeds
+    """
+    if sharding.num_devices == 1:
+        return fn
+    spec = PartitionSpec(SEED_AXIS)
+    # No collectives inside: every value is per device, so the varying-axis check has
+    # nothing to find (and would ask for casts in every scan carry).
+    return jax.shard_map(fn, mesh=sharding.mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
 
 def cores_hint(platform_name: str, num_devices: int, num_seeds: int, cores: int) -> str | None:

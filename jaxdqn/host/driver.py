@@ -19,6 +19,7 @@ import difflib
 import importlib.metadata
 import json
 import platform
+import shutil
 import time
 import typing
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from jaxdqn.host.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from jaxdqn.host.devices import seed_sharding
+from jaxdqn.host.devices import on_each_device, seed_sharding
 from jaxdqn.host.doctor import first_non_finite
 from jaxdqn.host.memory import check_memory
 from jaxdqn.host.monitor import MetricsWriter, metrics_path, run_chunks, truncate_metrics
@@ -53,6 +54,7 @@ from jaxdqn.host.processes import (
     barrier,
     broadcast_text,
     global_rows,
+    host_rows,
     local_rows,
 )
 from jaxdqn.presets import PRESET_IDS, SOLVED_RETURN, get_preset
@@ -94,7 +96,7 @@ class NonFiniteRun(RuntimeError):
         )
 
 
-_FIELD_TYPES = typing.get_type_hints(DQNConfig)
+FIELD_TYPES = typing.get_type_hints(DQNConfig)  # DQNConfig field -> its type
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -111,14 +113,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ValueError(f"--set {text!r} is invalid: expected FIELD=VALUE, e.g. gamma=0.98.")
     field, raw = text.split("=", 1)
-    if field not in _FIELD_TYPES:
-        close = difflib.get_close_matches(field, list(_FIELD_TYPES), n=1)
+    if field not in FIELD_TYPES:
+        close = difflib.get_close_matches(field, list(FIELD_TYPES), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"--set {text!r}: DQNConfig has no field {field!r}.{hint} "
             "jaxdqn list fields shows every field."
         )
-    return field, _parse_value(field, raw.strip(), str(_FIELD_TYPES[field]))
+    return field, _parse_value(field, raw.strip(), str(FIELD_TYPES[field]))
 
 
 def _parse_value(field: str, raw: str, kind: str) -> Any:
@@ -339,8 +341,8 @@ class Run:
         return self.start_steps >= self.config.total_timesteps
 
     def init(self) -> Callable[[jax.Array], TrainState]:
-        """``init(keys)`` of every seed, jitted, its output spread like the seeds."""
-        return jax.jit(jax.vmap(self.trainer.init), out_shardings=self.sharding)
+        """``init(keys)`` of every seed, jitted, each device initialising its own seeds."""
+        return jax.jit(on_each_device(jax.vmap(self.trainer.init), self.sharding))
 
 
 def start_run(
@@ -370,11 +372,22 @@ def start_run(
         )
     needed = check_memory(config, len(share), trainer=trainer, one_device=outside)
     environment = versions()
-    run_dir = Path("")
+    made = ""
     if group.writes_shared_files:
-        run_dir = _make_run_folder(config, seeds, out, environment, group)
-    run_dir = Path(broadcast_text(group, str(run_dir)))
-    return dataclasses.replace(_bind(run_dir, config, seeds, trainer, group), state_bytes=needed)
+        try:
+            made = str(_make_run_folder(config, seeds, out, environment, group))
+        except OSError as error:
+            if group.count == 1:
+                raise
+            made = _NO_FOLDER + str(error)  # every process raises it, none waits
+    made = broadcast_text(group, made)
+    if made.startswith(_NO_FOLDER):
+        raise OSError(made.removeprefix(_NO_FOLDER))
+    run = _bind(Path(made), config, seeds, trainer, group)
+    return dataclasses.replace(run, state_bytes=needed)
+
+
+_NO_FOLDER = "\0no run folder: "  # what process 0 hands on when it could not make one
 
 
 def _make_run_folder(
@@ -382,15 +395,39 @@ def _make_run_folder(
 ) -> Path:
     """A new run folder under ``out`` holding ``config.json``, ``run.json`` (the seeds,
     and the process count when above 1) and ``versions.json``."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    name = config.env_id.replace(":", ".").replace("/", ".")  # import paths, suite/Id
-    run_dir = Path(out) / f"{name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = new_folder(out, config.env_id)
     info = {"seeds": seeds, **({"processes": group.count} if group.count > 1 else {})}
+    write_run_files(run_dir, config, info, environment)
+    return run_dir
+
+
+def new_folder(out: str | Path, env_id: str, kind: str = "") -> Path:
+    """A new folder ``<out>/<env>[-<kind>]-<time>`` (``/`` and ``:`` of suite ids and import
+    paths made dots).
+
+    Raises:
+      OSError: an ``out`` that cannot be written.
+    """
+    name = env_id.replace(":", ".").replace("/", ".")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    folder = Path(out) / "-".join(part for part in (name, kind, stamp) if part)
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder
+
+
+def write_run_files(
+    run_dir: Path, config: DQNConfig, info: dict[str, Any], environment: dict[str, str]
+) -> None:
+    """A run folder's ``config.json``, ``run.json`` (``info``: the seeds, ...) and
+    ``versions.json``."""
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     (run_dir / "run.json").write_text(json.dumps(info))
     (run_dir / "versions.json").write_text(json.dumps(environment, indent=2))
-    return run_dir
+
+
+def flat_params(params: Any) -> dict[str, np.ndarray]:
+    """``{path: array}`` of a params tree, as ``params.npz`` holds them."""
+    return {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(params)}
 
 
 def resume_run(
@@ -404,8 +441,8 @@ def resume_run(
     finished run's ``summary.json``, ``params.npz`` and ``diagnosis.json`` are kept as
     ``summary_<steps>.json``, ... and ``run.json`` records the extension.
 
-    A run of several processes resumes with as many (``group``): each continues its share
-    of the seeds from its own newest checkpoint.
+    A run of several processes resumes with as many (``group``): every process continues
+    its share of the seeds from the newest checkpoint step all of them hold.
 
     Raises:
       ValueError: a folder that is not a run, holds no checkpoint, or is complete (and
@@ -428,10 +465,15 @@ def resume_run(
         )
     extending = total_timesteps is not None and total_timesteps != config.total_timesteps
     target = extend_config(config, total_timesteps) if extending else config
+    _check_split(seeds, group)
     trainer = make_trainer(target)
     needed = check_memory(target, len(group.share(seeds)), trainer=trainer)
     run = dataclasses.replace(_bind(run_dir, target, seeds, trainer, group), state_bytes=needed)
     state, start_steps = _restore(run, "latest", "to resume from")
+    for newer in [step for step in checkpoint_steps(run.checkpoints) if step > start_steps]:
+        # Left by a process that got ahead of one that died: kept, it would take the place
+        # of a step every process holds.
+        shutil.rmtree(checkpoint_path(run.checkpoints, newer))
     if start_steps >= target.total_timesteps and (run_dir / "summary.json").exists():
         raise ValueError(
             f"{run_dir} is complete ({start_steps:,} env steps); nothing to resume. "
@@ -441,6 +483,7 @@ def resume_run(
     barrier(group, "resume: every process has read the run")
     if extending and group.writes_shared_files:
         _record_extension(run_dir, config, target)
+    barrier(group, "resume: the run's files are up to date")
     truncate_metrics(run_dir, run.seeds, start_steps)
     if group.count == 1:  # else _restore placed it
         state = jax.device_put(state, run.sharding)
@@ -516,32 +559,49 @@ def _last_wall_time(run_dir: Path, seeds: list[int]) -> float:
 
 
 def _restore(run: Run, checkpoint: str, purpose: str) -> tuple[TrainState, int]:
-    """The state saved in a run's checkpoint ``"latest"`` or ``"<env steps>"``, and its env
-    steps per seed. A single process reading a run of several processes restores every
-    process's checkpoint and joins them (``"latest"``: the newest step all of them hold).
+    """This process's state in a run's checkpoint ``"latest"`` or ``"<env steps>"``, and its
+    env steps per seed; in a run of several processes, ``"latest"`` is the newest step all
+    of them hold, and the state is placed over every process's devices.
 
     Raises:
       ValueError: no checkpoint, or none at the steps asked for (naming those there are).
     """
+    checkpoint = _resolve_latest(run.run_dir, run.group.count, checkpoint, purpose)
+    state, step = _restore_share(run, run.group, checkpoint, purpose)
+    if run.group.count > 1:
+        state = global_rows(state, run.sharding, run.keys.shape[0])
+    return state, step
+
+
+def _restore_params(run: Run, checkpoint: str) -> Any:
+    """Every seed's params (host arrays, leaves ``[seeds, ...]``) in a run's checkpoint, read
+    by one process: a run of several processes has its processes' parts joined."""
     trained_by = run_processes(run.run_dir)
+    if trained_by == 1:
+        return _restore(run, checkpoint, "to evaluate")[0].params
+    checkpoint = _resolve_latest(run.run_dir, trained_by, checkpoint, "to evaluate")
+    parts = [
+        _restore_share(run, ProcessGroup(trained_by, index), checkpoint, "to evaluate")[0].params
+        for index in range(trained_by)
+    ]
+    return jax.tree.map(lambda *leaves: np.concatenate([np.asarray(x) for x in leaves]), *parts)
+
+
+def _resolve_latest(run_dir: Path, trained_by: int, checkpoint: str, purpose: str) -> str:
+    """``checkpoint``, with ``"latest"`` of a run of several processes made the newest
+    step all of them hold."""
+    if checkpoint != "latest" or trained_by == 1:
+        return checkpoint
     groups = [ProcessGroup(trained_by, index) for index in range(trained_by)]
-    if checkpoint == "latest" and trained_by > 1:
-        held = [set(checkpoint_steps(_checkpoint_folder(run.run_dir, g))) for g in groups]
-        common = set.intersection(*held)
-        if not common:
-            raise ValueError(
-                f"the {trained_by} processes of {run.run_dir} hold no checkpoint at the same "
-                f"step {purpose}."
-            )
-        checkpoint = str(max(common))
-    if run.group.count == trained_by:
-        state, step = _restore_share(run, run.group, checkpoint, purpose)
-        if trained_by > 1:
-            state = global_rows(state, run.sharding, run.keys.shape[0])
-        return state, step
-    shares = [_restore_share(run, group, checkpoint, purpose) for group in groups]
-    joined = jax.tree.map(lambda *parts: jnp.concatenate(parts), *(state for state, _ in shares))
-    return joined, shares[0][1]
+    common = set.intersection(
+        *(set(checkpoint_steps(_checkpoint_folder(run_dir, g))) for g in groups)
+    )
+    if not common:
+        raise ValueError(
+            f"the {trained_by} processes of {run_dir} hold no checkpoint at the same step "
+            f"{purpose}."
+        )
+    return str(max(common))
 
 
 def _restore_share(
@@ -582,10 +642,10 @@ def _bind(
     trainer: Trainer,
     group: ProcessGroup = ONE_PROCESS,
 ) -> Run:
-    """The run bound to this process's share of ``seeds``, spread over its local devices."""
+    """The run bound to this process's share of ``seeds``: spread over its local devices,
+    or with several processes, over every process's devices."""
     share = group.share(seeds)
     if group.count > 1:  # one program over every process's devices
-        _check_split(seeds, group)
         sharding = seed_sharding(len(seeds), jax.devices())
         keys = global_rows(_seed_keys(share), sharding, len(seeds))
         return Run(run_dir, config, share, trainer, sharding, keys, group=group)
@@ -598,13 +658,18 @@ def _bind(
 
 
 def _check_split(seeds: list[int], group: ProcessGroup) -> None:
-    """Refuses a seed count that does not split evenly over every process's devices."""
-    devices = jax.device_count()
+    """Refuses a layout that does not give every process the same number of devices and
+    of seeds."""
+    devices, local = jax.device_count(), jax.local_device_count()
+    if group.count > 1 and devices != group.count * local:
+        raise ValueError(
+            f"the {group.count} processes hold {devices} devices, this one {local}: give "
+            "every process the same number (JAX_NUM_CPU_DEVICES, or one GPU per process)."
+        )
     if group.count > 1 and len(seeds) % devices:
         raise ValueError(
-            f"--seeds {len(seeds)} is invalid with --num-processes {group.count}: the seeds "
-            f"split evenly over the {devices} devices of all processes; give a multiple of "
-            f"{devices}."
+            f"{len(seeds)} seeds do not split evenly over the {devices} devices of "
+            f"{group.count} processes: train a multiple of {devices} (--seeds)."
         )
 
 
@@ -649,7 +714,7 @@ def fit(
     """
     check_int("eval_episodes", eval_episodes)
     check_int("checkpoint_every", checkpoint_every, 0)
-    check_int("keep_checkpoints", keep_checkpoints)
+    check_int("keep_checkpoints", keep_checkpoints, 2 if run.group.count > 1 else 1)
     if run.finished_training:  # only the final evaluation is left: nothing to compile
         return _finish(run, run.state, eval_episodes, 0.0, 0.0)
     start = time.perf_counter()
@@ -677,7 +742,7 @@ def _compile_chunk(run: Run, state: TrainState) -> Callable[[TrainState], tuple[
             metrics = {**metrics, PARAMS_FINITE: finite[None]}
         return state, metrics
 
-    chunk = jax.jit(jax.vmap(window), donate_argnums=0, out_shardings=run.sharding)
+    chunk = jax.jit(on_each_device(jax.vmap(window), run.sharding), donate_argnums=0)
     return chunk.lower(state).compile()
 
 
@@ -721,7 +786,7 @@ def _train_chunks(
         # step every process holds survives the death of any of them.
         barrier(run.group, f"checkpoint {step}")
         save_checkpoint(
-            run.checkpoints, local_rows(state), step=step, config=config,
+            run.checkpoints, host_rows(state), step=step, config=config,
             versions=versions(), keep=keep_checkpoints,
         )  # fmt: skip
 
@@ -758,10 +823,7 @@ def _finish(
         "run_s": run_s,
         "env_steps_per_s": done_steps * len(run.seeds) / run_s if done_steps else None,
     }
-    flat = {
-        jax.tree_util.keystr(p): np.asarray(x)
-        for p, x in jax.tree.leaves_with_path(local_rows(state.params))
-    }
+    flat = flat_params(host_rows(state.params))
     if run.group.count == 1:
         np.savez(run.run_dir / "params.npz", **flat)
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -803,10 +865,11 @@ def _merge_results(run: Run, summary: dict[str, Any], flat: dict[str, np.ndarray
     merged["greedy_return_std"] = float(returns.std())
     arrays = [_read_npz(folder / f"params.process-{i}.npz") for i in parts]
     np.savez(folder / "params.npz", **{k: np.concatenate([a[k] for a in arrays]) for k in flat})
-    (folder / "summary.json").write_text(json.dumps(merged, indent=2))
     for i in parts:
         (folder / f"params.process-{i}.npz").unlink()
         (folder / f"summary.process-{i}.json").unlink()
+    # Last: a run with a summary.json is complete, and resuming it is refused.
+    (folder / "summary.json").write_text(json.dumps(merged, indent=2))
     return merged
 
 
@@ -814,12 +877,15 @@ def evaluation_summary(
     run: Run, params: Any, episodes: int, epsilon: float, eval_seed: int
 ) -> dict[str, Any]:
     """Every seed's mean return over ``episodes`` ε-greedy episodes of ``params`` (leaves
-    ``[seeds, ...]``), each seed with key ``fold_in(key(seed), eval_seed)``."""
+    ``[seeds, ...]``), each seed with key ``fold_in(key(seed), eval_seed)``; with several
+    processes, this process's seeds."""
     config = run.config
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, eval_seed))(run.keys)
-    returns = jax.jit(jax.vmap(lambda p, k: evaluate(config, p, k, episodes, epsilon)))(
-        params, eval_keys
-    )
+    returns = jax.jit(
+        on_each_device(
+            jax.vmap(lambda p, k: evaluate(config, p, k, episodes, epsilon)), run.sharding
+        )
+    )(params, eval_keys)
     per_seed = np.asarray(local_rows(returns.mean(axis=1)))
     return {
         **_value_summary(run, params, episodes, epsilon, eval_keys),
@@ -843,9 +909,8 @@ def _value_summary(
     cannot be lifted."""
     config = run.config
     try:
-        values = jax.jit(jax.vmap(lambda p, k: estimate_values(config, p, k, episodes, epsilon)))(
-            params, eval_keys
-        )
+        estimate = jax.vmap(lambda p, k: estimate_values(config, p, k, episodes, epsilon))
+        values = jax.jit(on_each_device(estimate, run.sharding))(params, eval_keys)
     except ValueError:
         return {"overestimation": None, "discounted_return": None}
     gap = np.asarray(local_rows((values.q_first - values.discounted).mean(axis=1)))
@@ -898,4 +963,4 @@ def _run_params(run_dir: str | Path, checkpoint: str | None) -> tuple[Run, Any]:
     run = _bind(Path(run_dir), config, seeds, make_trainer(config))
     if checkpoint is None:
         return run, load_params(run_dir, config, seeds, trainer=run.trainer)
-    return run, _restore(run, checkpoint, "to evaluate")[0].params
+    return run, _restore_params(run, checkpoint)

@@ -48,6 +48,7 @@ def mean_interval(
         return np.nanmean(values, axis=0), low, high
 
 
+SMOOTH_WINDOW = 5  # log windows a curve is smoothed over, by default
 MIN_SEEDS_FOR_INTERVAL = 5  # fewer seeds: each seed's line instead of a bootstrap band
 EPISODE_METRICS = ("episode_return", "episode_length")  # means over finished episodes
 
@@ -120,7 +121,7 @@ def plot_runs(
     out: str | os.PathLike,
     metric: str = "episode_return",
     labels: list[str] | None = None,
-    window: int = 5,
+    window: int = SMOOTH_WINDOW,
     x: str = "env_steps",
 ) -> Path:
     """Plots ``metric`` against env steps (or wall time) for each run folder on one figure.

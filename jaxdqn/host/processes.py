@@ -2,14 +2,16 @@
 
 The processes join through ``jax.distributed`` (gloo collectives on CPU, NCCL on GPU) and
 run the run's one program together: its seed axis is split over every process's devices
-(:func:`jaxdqn.host.devices.seed_sharding` over ``jax.devices()``), so each process
-computes its share of the seeds (:meth:`ProcessGroup.share`, a contiguous block) with the
-same keys and the same partitioned program as one process holding all those devices.
-Seeds are independent, so the program has no collectives; the processes meet only where
-the driver asks: process 0 makes the run folder and hands its name to the others
-(:func:`broadcast_text`), every process reaches each checkpoint before any saves it, and
-at the end every process writes its seeds' results before process 0 merges them
-(:func:`barrier`). A process reads and writes only its own rows (:func:`local_rows`).
+(:func:`jaxdqn.host.devices.seed_sharding` over ``jax.devices()``, each device on its own
+seeds: :func:`jaxdqn.host.devices.on_each_device`), so each process computes its share of
+the seeds (:meth:`ProcessGroup.share`, a contiguous block) with the same keys and the
+same per-device program as one process holding all those devices. Seeds are
+independent, so the program has no collectives; the processes meet only where
+the driver asks: they check that they were given the same command (:func:`agree`),
+process 0 makes the run folder and hands its name to the others (:func:`broadcast_text`),
+every process reaches each checkpoint before any saves it, and at the end every process
+writes its seeds' results before process 0 merges them (:func:`barrier`). A process reads
+and writes only its own rows (:func:`local_rows`, :func:`host_rows`).
 
 The run folder must be on a filesystem every process sees (NFS, Lustre, or one machine's
 disk): each process appends its own seeds' metric files and keeps its own checkpoints
@@ -19,6 +21,7 @@ under ``checkpoints/process-<i>/``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import jax
 import jax.numpy as jnp
@@ -93,10 +96,46 @@ def join_processes(
     return ProcessGroup(jax.process_count(), jax.process_index())
 
 
+class ProcessLost(RuntimeError):
+    """Another process of the group stopped (killed, crashed, preempted) before a barrier."""
+
+
 def barrier(group: ProcessGroup, name: str) -> None:
-    """Returns once every process of ``group`` has called it with the same ``name``."""
-    if group.count > 1:
+    """Returns once every process of ``group`` has called it with the same ``name``.
+
+    Raises:
+      ProcessLost: another process is gone (its connection closed), naming the barrier.
+    """
+    if group.count == 1:
+        return
+    try:
         multihost_utils.sync_global_devices(name)
+    except (RuntimeError, ValueError) as error:  # gloo: "Connection closed by peer"
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ProcessLost(
+            f"process {group.index} of {group.count}: another process stopped before "
+            f"'{name}' ({reason})"
+        ) from None
+
+
+def agree(group: ProcessGroup, what: str, text: str) -> None:
+    """Checks that every process of ``group`` holds the same ``text`` (a command line, a
+    config): a collective all processes call.
+
+    Raises:
+      ValueError: on every process, naming those whose ``what`` differs from process 0's.
+    """
+    if group.count == 1:
+        return
+    digest = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.uint32)
+    digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(group.count, -1)
+    differ = [i for i in range(group.count) if not np.array_equal(digests[i], digests[0])]
+    if differ:
+        raise ValueError(
+            f"the processes were given different {what}: process(es) "
+            f"{', '.join(map(str, differ))} differ from process 0; give every process the "
+            "same command but for --process-id."
+        )
 
 
 def broadcast_text(group: ProcessGroup, text: str) -> str:
@@ -114,16 +153,42 @@ def broadcast_text(group: ProcessGroup, text: str) -> str:
 
 def local_rows(tree):
     """This process's rows of every leaf of ``tree`` (arrays whose leading seed axis is
-    split over processes), in seed order; a leaf held whole by this process is returned
-    as it is. Nothing waits for the device."""
+    split over processes), in seed order, joined on one of its devices (for small trees:
+    metrics); a leaf held whole by this process is returned as it is. Nothing waits for
+    the device."""
 
     def rows(leaf):
-        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+        shards = _own_shards(leaf)
+        if shards is None:
             return leaf
-        shards = sorted(leaf.addressable_shards, key=lambda shard: shard.index[0].start)
-        return jnp.concatenate([shard.data for shard in shards])
+        return shards[0].data if len(shards) == 1 else jnp.concatenate([s.data for s in shards])
 
     return jax.tree.map(rows, tree)
+
+
+def host_rows(tree):
+    """:func:`local_rows` joined in host memory instead (for large trees: a state to
+    checkpoint, parameters), so no device holds more than its own shard. Typed PRNG keys
+    stay typed."""
+
+    def rows(leaf):
+        shards = _own_shards(leaf)
+        if shards is None:
+            return leaf
+        if is_prng_key(leaf):
+            data = np.concatenate([np.asarray(jax.random.key_data(s.data)) for s in shards])
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+        return np.concatenate([np.asarray(s.data) for s in shards])
+
+    return jax.tree.map(rows, tree)
+
+
+def _own_shards(leaf) -> list | None:
+    """This process's shards of a leaf split over processes, in row order; ``None`` for a
+    leaf this process holds whole."""
+    if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+        return None
+    return sorted(leaf.addressable_shards, key=lambda shard: shard.index[0].start)
 
 
 def global_rows(tree, sharding: NamedSharding, num_rows: int):

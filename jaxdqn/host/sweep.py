@@ -16,7 +16,6 @@ resumed.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import itertools
 import json
 import math
@@ -31,17 +30,26 @@ import numpy as np
 from jaxdqn.config import DQNConfig
 from jaxdqn.dqn import evaluate, make_trainer
 from jaxdqn.host import doctor
-from jaxdqn.host.devices import seed_sharding
-from jaxdqn.host.driver import EVAL_SEED, parse_override, versions
+from jaxdqn.host.devices import on_each_device, seed_sharding
+from jaxdqn.host.driver import (
+    EVAL_SEED,
+    FIELD_TYPES,
+    flat_params,
+    new_folder,
+    parse_override,
+    steps_envs_outside_jax,
+    versions,
+    write_run_files,
+)
+from jaxdqn.host.memory import check_memory
 from jaxdqn.host.monitor import MetricsWriter
-from jaxdqn.host.plotting import mean_interval, plot_runs, run_curves
+from jaxdqn.host.plotting import SMOOTH_WINDOW, mean_interval, plot_runs, run_curves
 from jaxdqn.host.processes import ONE_PROCESS, ProcessGroup, gather_rows, global_rows
 from jaxdqn.hyperparams import TRACED_FIELDS, Hyperparams
 from jaxdqn.presets import SOLVED_RETURN
 
 SWEEP_FILE = "sweep.json"
 RANGE_KINDS = ("log", "lin", "int")  # log-uniform, uniform, uniform integer
-PLOT_WINDOW = 5  # log windows jaxdqn plot smooths over, by default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +58,14 @@ class Setting:
 
     values: dict[str, Any]
     config: DQNConfig
+    sample: int | None = None  # its number in a random search (whose draws may repeat)
 
     @property
     def name(self) -> str:
-        """``field=value,...``: the setting's folder name and table label."""
-        return ",".join(f"{field}={_text(value)}" for field, value in self.values.items())
+        """``field=value,...`` (after ``<sample>-`` in a random search): the setting's
+        folder name and table label."""
+        text = ",".join(f"{field}={_text(value)}" for field, value in self.values.items())
+        return text if self.sample is None else f"{self.sample:02d}-{text}"
 
 
 def _text(value: Any) -> str:
@@ -77,7 +88,9 @@ def split_values(text: str) -> tuple[str, list[str]]:
         )
     values, depth, current = [], 0, ""
     for char in raw:
-        depth += (char in "[(") - (char in "])")
+        depth += (char in "[({") - (char in "])}")
+        if depth < 0:
+            raise ValueError(f"--set {text!r} is invalid: a bracket closes that was not opened.")
         if char == "," and depth == 0:
             values.append(current)
             current = ""
@@ -104,10 +117,12 @@ def _parse_range(field: str, raw: str) -> _Range | None:
         low, high = (float(part) for part in bounds.split(":"))
     except ValueError:
         low = high = math.nan
-    if not low < high or (kind == "log" and low <= 0):
+    empty = kind == "int" and low < high and math.ceil(low) > math.floor(high)
+    if not low < high or (kind == "log" and low <= 0) or empty:
         raise ValueError(
             f"--set {field}={raw} is invalid: a range is {'|'.join(RANGE_KINDS)}:LOW:HIGH with "
-            "LOW < HIGH (and LOW > 0 for log), e.g. log:1e-5:1e-2."
+            "LOW < HIGH (LOW > 0 for log, a whole number between them for int), e.g. "
+            "log:1e-5:1e-2."
         )
     return _Range(kind, low, high)
 
@@ -143,31 +158,47 @@ def make_settings(
     """
     axes: dict[str, list[Any]] = {}
     for text in texts:
-        field, raws = split_values(text)
+        field, values = _parse_axis(text, samples)
         if field in axes:
             raise ValueError(f"--set {field} is given twice: list its values in one --set.")
-        ranges = [_parse_range(field, raw) for raw in raws]
-        if any(ranges) and (samples is None or len(raws) > 1):
-            raise ValueError(
-                f"--set {text} is invalid: a range is drawn from by random search; give it "
-                "alone, with --samples K."
-            )
-        axes[field] = ranges if ranges[0] else [parse_override(f"{field}={raw}")[1] for raw in raws]
+        axes[field] = values
     if samples is None:
         combos = list(itertools.product(*axes.values()))
     else:
         rng = np.random.default_rng(sample_seed)
         combos = [tuple(_draw(rng, axis) for axis in axes.values()) for _ in range(samples)]
     settings = []
-    for combo in combos:
-        values = {
-            field: _typed(field, value, base) for field, value in zip(axes, combo, strict=True)
-        }
+    for index, combo in enumerate(combos):
+        values = {field: _typed(field, value) for field, value in zip(axes, combo, strict=True)}
         try:
-            settings.append(Setting(values, dataclasses.replace(base, **values)))
+            config = dataclasses.replace(base, **values)
         except (TypeError, ValueError) as error:
             raise ValueError(f"setting {values}: {error}") from None
+        settings.append(Setting(values, config, None if samples is None else index))
     return settings
+
+
+def _parse_axis(text: str, samples: int | None) -> tuple[str, list[Any]]:
+    """A ``--set`` of a sweep as its field and values (parsed as ``train --set`` reads
+    them), or its one range."""
+    field, raws = split_values(text)
+    if field == "env_id":
+        raise ValueError("--set env_id=... is refused: a sweep trains one env (--env).")
+    if len(set(raws)) < len(raws):
+        raise ValueError(f"--set {text} is invalid: a value is given twice.")
+    ranges = [_parse_range(field, raw) for raw in raws]
+    if any(ranges) and (samples is None or len(raws) > 1):
+        raise ValueError(
+            f"--set {text} is invalid: a range is drawn from by random search; give it "
+            "alone, with --samples K."
+        )
+    if ranges[0]:
+        return field, ranges
+    values = [parse_override(f"{field}={raw}")[1] for raw in raws]
+    if len({json.dumps(value) for value in values}) < len(values):  # 64,64 for a tuple field
+        raise ValueError(f"--set {text} is invalid: two values read the same; tuples go in "
+                         "brackets, e.g. hidden_sizes=[64,64],[128].")  # fmt: skip
+    return field, values
 
 
 def _draw(rng: np.random.Generator, axis: list[Any]) -> Any:
@@ -182,11 +213,14 @@ def _draw(rng: np.random.Generator, axis: list[Any]) -> Any:
     return axis[int(rng.integers(len(axis)))]
 
 
-def _typed(field: str, value: Any, base: DQNConfig) -> Any:
-    """A drawn number in the type of the field's base value (an int field stays int)."""
-    current = getattr(base, field)
-    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
+def _typed(field: str, value: Any) -> Any:
+    """A drawn number in the field's type: rounded for an int field, a float for a float
+    one."""
+    kind = str(FIELD_TYPES[field])
+    if isinstance(value, float) and "int" in kind and "float" not in kind:
         return round(value)
+    if isinstance(value, int) and not isinstance(value, bool) and "float" in kind:
+        return float(value)
     return value
 
 
@@ -213,46 +247,59 @@ def run_sweep(
     evaluates each greedily, writes each setting's run folder, ``sweep.json`` and
     ``sweep.png`` under a new folder in ``out``.
 
-    With several ``processes`` (``jax.distributed`` joined), each program's members are
+    With several ``processes`` (``jax.distributed`` joined), each program's runs are
     split over every process's devices; process 0 gathers the results and writes.
 
     Returns:
       The sweep record (also ``sweep.json``; ``None`` on processes other than 0):
-      ``folder``, ``programs``, ``seeds``, ``best`` and per setting ``name``, ``values``,
-      ``run_dir``, ``greedy_return_mean``, ``interval`` (95% bootstrap over seeds),
-      ``steps_to_solve`` (the first env step at which the seeds' mean smoothed training
-      return reaches the env's solved return; ``None`` if never or unknown) and ``doctor``
-      (the findings' codes, or ``["healthy"]``).
+      ``folder``, ``programs``, ``seeds``, ``best`` and per setting, in the order of
+      ``settings``: ``name``, ``values``, ``run_dir``, ``greedy_return_mean``,
+      ``interval`` (95% bootstrap over seeds), ``steps_to_solve`` (the first env step at
+      which the seeds' mean smoothed training return reaches the env's solved return;
+      ``None`` if never or unknown) and ``doctor`` (the findings' codes, or
+      ``["healthy"]``).
 
     Raises:
-      ValueError: with several processes, a program whose runs do not split evenly over
-        the devices (before anything compiles).
+      ValueError: before anything compiles: an env stepped outside JAX (EnvPool), states
+        that do not fit in memory, or with several processes runs that do not split
+        evenly over their devices.
     """
     groups = program_groups(settings)
-    _check_split(groups, len(seeds), processes)
-    first = settings[0].config
+    _check_runs(groups, len(seeds), processes)
     folder = Path("")
     if processes.writes_shared_files:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        name = first.env_id.replace(":", ".").replace("/", ".")
-        folder = Path(out) / f"{name}-sweep-{stamp}"
-        folder.mkdir(parents=True, exist_ok=False)
-    rows = []
+        folder = new_folder(out, settings[0].config.env_id, "sweep")
+    rows = {}
     for group in groups:
         results, timing = _train_group(group, seeds, eval_episodes, processes)
         if processes.writes_shared_files:
             for i, setting in enumerate(group):
                 part = _rows_of(results, i * len(seeds), (i + 1) * len(seeds))
-                rows.append(_write_setting(setting, seeds, folder, part, eval_episodes, timing))
+                rows[setting.name] = _write_setting(
+                    setting, seeds, folder, part, eval_episodes, timing
+                )
     if not processes.writes_shared_files:
         return None
+    ordered = [rows[setting.name] for setting in settings]
+    return _write_record(folder, ordered, seeds, len(groups), processes, eval_episodes, axes_text)
+
+
+def _write_record(
+    folder: Path,
+    rows: list[dict[str, Any]],
+    seeds: list[int],
+    programs: int,
+    processes: ProcessGroup,
+    eval_episodes: int,
+    axes_text: list[str],
+) -> dict[str, Any]:
+    """``sweep.json`` and ``sweep.png`` of a sweep's rows; the record."""
     best = max(rows, key=lambda row: row["greedy_return_mean"])
     record = {
         "folder": str(folder),
-        "env_id": first.env_id,
         "sweep": list(axes_text),
         "seeds": seeds,
-        "programs": len(groups),
+        "programs": programs,
         "processes": processes.count,
         "eval_episodes": eval_episodes,
         "best": best["name"],
@@ -264,12 +311,18 @@ def run_sweep(
     return record
 
 
-def _check_split(groups: list[list[Setting]], num_seeds: int, processes: ProcessGroup) -> None:
-    """Refuses, with several processes, a program whose runs do not split evenly over
-    every process's devices."""
-    for group in groups if processes.count > 1 else []:
-        runs = len(group) * num_seeds
-        if runs % jax.device_count():
+def _check_runs(groups: list[list[Setting]], num_seeds: int, processes: ProcessGroup) -> None:
+    """Refuses, before anything compiles, what ``jaxdqn train`` refuses of the same runs:
+    an env outside JAX, states that do not fit, runs that do not split over processes."""
+    for group in groups:
+        config, runs = group[0].config, len(group) * num_seeds
+        if steps_envs_outside_jax(config):
+            raise ValueError(
+                f"{config.env_id} steps its envs in an EnvPool pool outside JAX, which a "
+                "sweep's program cannot share; train its settings with jaxdqn train."
+            )
+        check_memory(config, runs // processes.count)
+        if processes.count > 1 and runs % jax.device_count():
             raise ValueError(
                 f"{runs} runs in one program do not split over the {jax.device_count()} "
                 f"devices of {processes.count} processes: give a seed count that makes every "
@@ -299,23 +352,27 @@ def _train_group(
     if processes.count > 1:  # every process's devices, each process giving its rows
         sharding = seed_sharding(runs, jax.devices())
         mine = processes.share(list(range(runs)))
-        keys, hparams = global_rows(
-            _rows_of((keys, hparams), mine[0], mine[-1] + 1), sharding, runs
-        )
+        local = _rows_of((keys, hparams), mine[0], mine[-1] + 1)
+        keys, hparams = global_rows(local, sharding, runs)
     else:
         sharding = seed_sharding(runs)
         keys, hparams = jax.device_put((keys, hparams), sharding)
     start = time.perf_counter()
-    train = jax.jit(jax.vmap(trainer.train), out_shardings=sharding).lower(keys, hparams).compile()
+    train = jax.jit(on_each_device(jax.vmap(trainer.train), sharding))
+    train = train.lower(keys, hparams).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     state, metrics = jax.block_until_ready(train(keys, hparams))
     run_s = time.perf_counter() - start
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, EVAL_SEED))(keys)
-    returns = jax.jit(
-        jax.vmap(lambda p, k: evaluate(config, p, k, episodes, config.eval_epsilon).mean())
-    )(state.params, eval_keys)
-    timing = {"compile_s": compile_s, "run_s": run_s, "program_settings": len(group)}
+    greedy = jax.vmap(lambda p, k: evaluate(config, p, k, episodes, config.eval_epsilon).mean())
+    returns = jax.jit(on_each_device(greedy, sharding))(state.params, eval_keys)
+    timing = {
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "env_steps_per_s": runs * config.total_timesteps / run_s,
+        "program_settings": len(group),
+    }
     return gather_rows(processes, (metrics, state.params, returns)), timing
 
 
@@ -332,14 +389,11 @@ def _write_setting(
     config = setting.config
     run_dir = folder / setting.name
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    (run_dir / "run.json").write_text(json.dumps({"seeds": seeds, "sweep": setting.values}))
-    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+    write_run_files(run_dir, config, {"seeds": seeds, "sweep": setting.values}, versions())
     writer = MetricsWriter(run_dir, seeds, tuple(metrics))
     writer.write(metrics)
     writer.close()
-    flat = {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(params)}
-    np.savez(run_dir / "params.npz", **flat)
+    np.savez(run_dir / "params.npz", **flat_params(params))
     returns = np.asarray(returns, np.float32)
     summary = {
         "env_id": config.env_id,
@@ -377,7 +431,7 @@ def _steps_to_solve(run_dir: Path, env_id: str) -> int | None:
     solved = SOLVED_RETURN.get(env_id)
     if solved is None:
         return None
-    steps, returns = run_curves(run_dir, "episode_return", PLOT_WINDOW)
+    steps, returns = run_curves(run_dir, "episode_return", SMOOTH_WINDOW)
     with warnings.catch_warnings():  # points before any episode ended are NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         hit = np.flatnonzero(np.nanmean(returns, axis=0) >= solved)
