@@ -13,7 +13,9 @@ import functools
 import io
 import json
 import os
+import random
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -101,6 +103,15 @@ def tiny_run(tmp_path_factory):
         capture.undo()
     (run_dir,) = out.iterdir()
     return run_dir, stdout.getvalue(), stderr.getvalue()
+
+
+def free_port(low: int = 0) -> int:
+    """A localhost port free now: any, or one of ``low``..65535 (for a coordinator)."""
+    for port in [0] if not low else random.sample(range(low, 65536), 200):
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("localhost", port))
+            return sock.getsockname()[1]
+    raise OSError(f"no free port in {low}..65535")
 
 
 def metric_rows(path: Path) -> list[dict]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import metric_rows
+from conftest import free_port, metric_rows
 
 from jaxdqn.host import cli
 from jaxdqn.host.processes import ProcessGroup
@@ -33,12 +32,6 @@ _TOTAL = 4000
 _PROCESS = ["--num-processes", "2", "--process-id"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
 def _start(args: list[str], devices: int) -> subprocess.Popen:
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "JAXDQN_COMPILATION_CACHE": "off"}
     return subprocess.Popen(
@@ -51,7 +44,7 @@ def _start(args: list[str], devices: int) -> subprocess.Popen:
 
 
 def _two_processes(args: list[str]) -> list[subprocess.Popen]:
-    port = _free_port()
+    port = free_port()
     return [
         _start([*args, *_PROCESS, str(i), "--coordinator", f"localhost:{port}"], devices=1)
         for i in range(2)
@@ -100,14 +93,16 @@ def test_two_processes_train_the_seeds_of_one_process_with_two_devices(tmp_path,
     ]
     assert not list(run_dir.glob("*.process-*"))  # the parts were merged and removed
     _assert_same_run(run_dir, reference)
-    for args in (
-        ["eval", str(run_dir), "--episodes", "3"],
-        ["eval", str(run_dir), "--episodes", "3", "--checkpoint", "latest"],
-        ["plot", str(run_dir), "--out", str(tmp_path / "curves.png")],
-    ):
-        (output,) = _finish([_start(args, devices=1)])
-        assert "seed" in output or "wrote" in output, output
-    assert (tmp_path / "curves.png").stat().st_size > 0
+    # One process reads the merged folder: the final params, and the newest checkpoint
+    # both processes hold (joined from their folders), as it reads the reference's.
+    for extra in ([], ["--checkpoint", "latest"]):
+        tables = []
+        for folder in (run_dir, reference):
+            (output,) = _finish([_start(["eval", str(folder), "--episodes", "3", *extra], 1)])
+            tables.append([line for line in output.splitlines() if line.strip()[:1].isdigit()])
+        assert len(tables[0]) == 4 and tables[0] == tables[1], tables
+    (output,) = _finish([_start(["plot", str(run_dir), "--out", str(tmp_path / "c.png")], 1)])
+    assert (tmp_path / "c.png").stat().st_size > 0
 
 
 def test_killed_processes_resume_to_the_uninterrupted_result(tmp_path, reference):

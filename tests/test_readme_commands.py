@@ -7,16 +7,14 @@ import contextlib
 import io
 import json
 import os
-import random
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import readme_block
+from conftest import free_port, readme_block
 
 from jaxdqn.host import cli
 from jaxdqn.host.checkpoint import checkpoint_path, checkpoint_steps
@@ -132,26 +130,16 @@ def _outputs(processes: list[subprocess.Popen]) -> list[str]:
     return outputs
 
 
-def _free_port(low: int = 0) -> int:
-    """A port free now: any, or one of ``low``..65535."""
-    for port in [0] if not low else random.sample(range(low, 65536), 200):
-        with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.bind(("localhost", port))
-            return sock.getsockname()[1]
-    raise OSError(f"no free port in {low}..65535")
-
-
 def test_readme_two_processes_block_runs_as_written(tmp_path):
     block = readme_block("Two processes on one machine", "bash")
     lines = [line.rstrip(" &") for line in block.strip().splitlines() if line != "wait"]
-    port = str(_free_port())
-    processes = []
-    for line in lines:
-        setting, *tokens = shlex.split(line.replace("12355", port))
-        name, value = setting.split("=")
-        processes.append(_launch(tokens, {name: value}, tmp_path))
+    port = str(free_port())
+    processes = [_launch(shlex.split(line.replace("12355", port)), {}, tmp_path) for line in lines]
     outputs = _outputs(processes)
     assert "run folder:" in outputs[0] and "process 1 of 2 (seeds 1-1) done" in outputs[1]
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) == 2:  # CI's 2 cores
+        second = sorted(os.sched_getaffinity(0))[1]  # process 1 keeps the second core
+        assert f"process 1 of 2 on this machine: cores {second}-{second}" in outputs[1]
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "summary.json").read_text())["seeds"] == [0, 1]
 
@@ -163,7 +151,7 @@ def test_readme_slurm_script_runs_as_two_tasks_on_localhost(tmp_path):
     tokens = shlex.split(srun.replace('"$HOME', f'"{tmp_path}'))
     assert tokens[:2] == ["srun", "--kill-on-bad-exit=1"]
     # JAX's coordinator listens on port 61440 + job id % 4096: a job id that gives a free one
-    job = str(_free_port(61440) - 61440 + 4096)
+    job = str(free_port(61440) - 61440 + 4096)
     slurm = {"SLURM_JOB_ID": job, "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2",
              "SLURM_STEP_NUM_NODES": "1", "JAX_NUM_CPU_DEVICES": "1"}  # fmt: skip
     tasks = [

@@ -110,3 +110,24 @@ def test_the_readme_snippet_runs_as_written():
     done = _python(snippet + "\nimport jax\nprint(setup.cpu_devices == jax.local_device_count())")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="sets the CPU affinity")
+def test_processes_on_one_machine_split_its_cores():
+    code = textwrap.dedent(
+        """
+        import json, os
+        from jaxdqn.host.startup import share_cores
+        cores = sorted(os.sched_getaffinity(0))
+        kept = share_cores(2, 1)
+        print(json.dumps({"cores": cores, "kept": kept, "now": sorted(os.sched_getaffinity(0)),
+                          "too_many": share_cores(len(os.sched_getaffinity(0)) + 1, 0)}))
+        """
+    )
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    half = len(seen["cores"]) // 2
+    if half:  # a second process of two keeps the second half of the cores
+        assert seen["kept"] == seen["now"] == seen["cores"][half : 2 * half]
+    assert seen["too_many"] is None  # more processes than cores: nothing changes

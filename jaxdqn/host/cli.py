@@ -16,7 +16,7 @@ import sys
 
 from jaxdqn import __version__
 from jaxdqn.host.plotting import SMOOTH_WINDOW, X_AXES
-from jaxdqn.host.startup import CACHE_ENV, prepare_jax
+from jaxdqn.host.startup import CACHE_ENV, LOCAL_HOSTS, prepare_jax, share_cores
 
 # Commands that compile programs, and so use every core and the compilation cache.
 _COMPILING = ("train", "sweep", "probe", "eval", "render")
@@ -235,6 +235,21 @@ def _check_process_options(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("--wandb logs one process's run; train with one process to use it.")
 
 
+def _share_this_machine(args: argparse.Namespace) -> None:
+    """Processes whose coordinator is on this machine split its cores (before JAX starts),
+    and say so."""
+    host = (args.coordinator or "").rpartition(":")[0].strip("[]")
+    if args.num_processes < 2 or host not in LOCAL_HOSTS:
+        return
+    cores = share_cores(args.num_processes, args.process_id)
+    if cores is not None:
+        print(
+            f"jaxdqn: process {args.process_id} of {args.num_processes} on this machine: "
+            f"cores {cores[0]}-{cores[-1]}",
+            file=sys.stderr,
+        )
+
+
 def _join_processes(args: argparse.Namespace):
     """This process's :class:`jaxdqn.host.processes.ProcessGroup`, ``jax.distributed``
     joined when there are several (before anything imports gymnax, whose import starts
@@ -413,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     args.jax_setup = None
     if args.command in _MULTI_PROCESS:
         _check_process_options(parser, args)
+        _share_this_machine(args)
     if args.command in _COMPILING:
         args.jax_setup = prepare_jax(every_core=True, compilation_cache=args.compilation_cache)
     if args.command in _MULTI_PROCESS:

@@ -41,6 +41,31 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # a coordinator on this machine
+
+
+def share_cores(num_processes: int, process_id: int) -> list[int] | None:
+    """Restricts this process to its share of the cores it may use, when ``num_processes``
+    processes share this machine: process ``i`` gets the ``i``-th of ``num_processes``
+    equal blocks. Call it before JAX starts: XLA sizes its thread pools by these cores,
+    and processes whose thread pools each span every core slow each other down several
+    times.
+
+    Returns:
+      The cores kept, or ``None`` where nothing changed (fewer cores than processes, or no
+      ``sched_setaffinity`` on this system).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    each = len(cores) // num_processes
+    if each < 1:
+        return None
+    mine = cores[process_id * each : (process_id + 1) * each]
+    os.sched_setaffinity(0, mine)
+    return mine
+
+
 def default_cache_dir() -> Path:
     """``$JAXDQN_COMPILATION_CACHE``, else ``$XDG_CACHE_HOME/jaxdqn/xla``, else
     ``~/.cache/jaxdqn/xla``."""

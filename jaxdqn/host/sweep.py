@@ -184,6 +184,11 @@ def _parse_axis(text: str, samples: int | None) -> tuple[str, list[Any]]:
     field, raws = split_values(text)
     if field == "env_id":
         raise ValueError("--set env_id=... is refused: a sweep trains one env (--env).")
+    if field == "total_timesteps":
+        raise ValueError(
+            "--set total_timesteps=... is refused: a budget also scales the schedules; "
+            "give it to --total-timesteps, one sweep per budget."
+        )
     if len(set(raws)) < len(raws):
         raise ValueError(f"--set {text} is invalid: a value is given twice.")
     ranges = [_parse_range(field, raw) for raw in raws]
