@@ -438,9 +438,9 @@ def _setup_line(setup: JaxSetup, platform_name: str) -> str:
     """One line on the devices and the compilation cache the command line chose."""
     parts = []
     if platform_name == "cpu" and setup.cpu_devices_source == "every core":
+        count = jax.local_device_count()
         parts.append(
-            f"{jax.local_device_count()} CPU devices, one per core "
-            "(JAX_NUM_CPU_DEVICES=1 keeps one)"
+            f"{count} CPU device{'s' * (count > 1)}, one per core (JAX_NUM_CPU_DEVICES=1 keeps one)"
         )
     cache = setup.cache_dir or "off"
     parts.append(f"compilation cache: {cache}")
@@ -450,6 +450,7 @@ def _setup_line(setup: JaxSetup, platform_name: str) -> str:
 def _workload(run: driver.Run) -> str:
     """The work and memory of a run, known before compiling."""
     config, seeds = run.config, len(run.seeds)
+    whose = "all seeds" if run.group.count == 1 else "this process's seeds"
     done_updates = max(0, run_updates(
         run.start_steps, config.learning_starts, config.num_envs, config.train_frequency,
         config.gradient_steps,
@@ -457,7 +458,7 @@ def _workload(run: driver.Run) -> str:
     return (
         f"jaxdqn: to do: {seeds * (config.total_timesteps - run.start_steps):,} env steps and "
         f"{seeds * (config.total_updates() - done_updates):,} gradient updates of "
-        f"{config.batch_size} transitions (all seeds); state in memory: "
+        f"{config.batch_size} transitions ({whose}); state in memory: "
         f"{run.state_bytes / 2**30:,.2f} GiB"
     )
 
