@@ -12,6 +12,7 @@ seconds) and JSON per preset under ``benchmarks/results/``.
     python benchmarks/learning.py --env CartPole-v1 --seeds 8 --evals 10
     python benchmarks/learning.py --env CartPole-v1 --set n_step=3 --set dueling=true \
         --name all-features                             # a preset with overrides
+    python benchmarks/learning.py --env CartPole-v1 --preset rainbow  # the Rainbow preset
     python benchmarks/learning.py --smoke                # seconds; what CI runs
 """
 
@@ -31,6 +32,9 @@ import jaxdqn
 from jaxdqn.host.driver import EVAL_SEED, build_config
 from jaxdqn.host.plotting import mean_interval
 from jaxdqn.presets import SOLVED_RETURN
+
+# The training rows kept per log window: the ε-greedy episodes' statistics.
+TRAINING_METRICS = ("env_steps", "episode_return", "completed_episodes", "exploration")
 
 
 def learning_curve(
@@ -62,12 +66,15 @@ def learning_curve(
     evaluate = evaluate.lower(state.params, eval_keys).compile()
     compile_s = time.perf_counter() - start
     steps, wall, returns = [], [], []
+    training = {name: [] for name in TRAINING_METRICS}
     train_s = 0.0
     for _ in range(evals):
         start = time.perf_counter()
-        state, _ = chunk(state)
+        state, metrics = chunk(state)
         jax.block_until_ready(state)
         train_s += time.perf_counter() - start
+        for name in TRAINING_METRICS:
+            training[name].append(np.asarray(metrics[name]))
         greedy = np.asarray(evaluate(state.params, eval_keys).mean(axis=1))
         steps.append(int(np.asarray(state.env_steps)[0]))
         wall.append(train_s)
@@ -101,6 +108,8 @@ def learning_curve(
         "ci95_high": high.tolist(),
         "final_solved_seeds": None if threshold is None else int((returns[-1] >= threshold).sum()),
         "every_seed_solved_at": solved_at,
+        # Every log window's training rows, [seeds, windows] per metric.
+        "training": {k: np.concatenate(v, axis=1).tolist() for k, v in training.items()},
         "overrides": list(overrides),
         "config": dataclasses.asdict(config),
     }
@@ -125,7 +134,7 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"greedy return ({result['eval_episodes']} episodes per seed)")
     axes[0].legend(fontsize="small")
-    changes = ", ".join(result["overrides"]) or "preset"
+    changes = ", ".join([f"{result['preset']} preset", *result["overrides"]])
     figure.suptitle(f"{result['env_id']} ({changes}): jaxdqn on {jax.devices()[0].device_kind}")
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -134,6 +143,7 @@ def plot(result: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", nargs="+", default=["CartPole-v1", "Acrobot-v1"])
+    parser.add_argument("--preset", choices=jaxdqn.PRESET_VARIANTS, default="dqn")
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--key", type=int, default=0, help="seeds are split(key(KEY), SEEDS)")
     parser.add_argument("--evals", type=int, default=20, help="evaluation points (chunks)")
@@ -152,7 +162,7 @@ def main() -> None:
     out = RESULTS if args.out is None else Path(args.out)
     for env_id in args.env:
         try:
-            config = build_config(env_id, args.total_timesteps, args.set)
+            config = build_config(env_id, args.total_timesteps, args.set, preset=args.preset)
         except ValueError as error:  # an unknown field or a value DQNConfig refuses
             parser.error(str(error))
         if args.smoke:
@@ -165,7 +175,8 @@ def main() -> None:
             config, args.seeds, args.evals, args.eval_episodes, SOLVED_RETURN.get(env_id),
             args.set, args.key,
         )  # fmt: skip
-        changed = ", ".join(args.set) or "preset"
+        result["preset"] = args.preset
+        changed = ", ".join([f"{args.preset} preset", *args.set])
         print(f"{env_id} ({changed}): {args.seeds} seeds on {result['devices']} device(s), "
               f"compile {result['compile_s']:.1f} s")  # fmt: skip
         print(f"{'env steps':>10} {'wall s':>8} {'mean':>8} {'95% CI':>17}  solved seeds")

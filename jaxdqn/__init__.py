@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from jaxdqn.host.doctor import Finding, diagnose, diagnose_run
     from jaxdqn.host.startup import JaxSetup, prepare_jax
     from jaxdqn.hyperparams import Hyperparams, sweep
-    from jaxdqn.presets import PRESET_IDS, get_preset
+    from jaxdqn.presets import PRESET_IDS, PRESET_VARIANTS, get_preset, preset_ids
 
 __version__ = "0.2.0"
 
@@ -44,6 +44,7 @@ __version__ = "0.2.0"
 _SOURCES = {
     "ENV_IDS": "jaxdqn.envs",
     "PRESET_IDS": "jaxdqn.presets",
+    "PRESET_VARIANTS": "jaxdqn.presets",
     "Batch": "jaxdqn.core.types",
     "BoundEnv": "jaxdqn.envs",
     "CircularBuffer": "jaxdqn.core.circular_buffer",
@@ -77,6 +78,7 @@ _SOURCES = {
     "make_train": "jaxdqn.dqn",
     "make_trainer": "jaxdqn.dqn",
     "prepare_jax": "jaxdqn.host.startup",
+    "preset_ids": "jaxdqn.presets",
     "seed_sharding": "jaxdqn.host.devices",
     "on_each_device": "jaxdqn.host.devices",
     "sweep": "jaxdqn.hyperparams",

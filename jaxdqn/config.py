@@ -113,8 +113,11 @@ class DQNConfig:
       truncation_is_terminal: a deliberate mistake, for ablations only: store time-limit
         truncations as terminal, so their targets stop bootstrapping (what many DQN
         implementations get wrong). Keep False.
-      exploration: ``"epsilon_greedy"`` (the schedule gives ε) or ``"boltzmann"``
-        (the schedule gives the softmax temperature).
+      exploration: ``"epsilon_greedy"`` (the schedule gives ε), ``"boltzmann"`` (the
+        schedule gives the softmax temperature), ``"none"`` (greedy; only a noisy
+        network's own noise explores) or ``"auto"``: ``"none"`` with ``noisy=True``, else
+        ``"epsilon_greedy"`` (:meth:`resolved_exploration`). The exploration fields below
+        are unused with ``"none"``.
       exploration_schedule: ``"linear"`` from start to end over ``exploration_steps``
         units, ``"exponential"`` as ``max(end, start * decay**n)``, or ``"constant"``
         (``exploration_start`` throughout).
@@ -137,6 +140,20 @@ class DQNConfig:
         (Ba et al. 2016). It keeps the features that bootstrapped targets are built from
         bounded, which makes Q-learning markedly faster and steadier (Gallici et al. 2024,
         "Simplifying Deep Temporal Difference Learning").
+      distributional: learn each action's return distribution on ``num_atoms`` atoms
+        evenly spaced over ``[v_min, v_max]`` by C51's projected cross-entropy (Bellemare
+        et al. 2017); ``loss`` and ``huber_delta`` are then unused. Q-values are the
+        distributions' means; returns outside the support are clipped to it, so choose
+        it to hold every discounted return of the env.
+      num_atoms: atoms per action, an integer in [2, 1001] (51 in the paper).
+      v_min: the low end of the atoms' support (finite, below ``v_max``).
+      v_max: the high end of the atoms' support (finite, above ``v_min``).
+      noisy: noisy nets (Fortunato et al. 2018): every dense layer has factorised
+        Gaussian noise on its weights with learned scales, drawn anew at every acting
+        step and for each of an update's forward passes; evaluation and export use the
+        mean weights. ``exploration="auto"`` then turns ε-greedy off.
+      noisy_sigma0: initial noise scale σ₀ (> 0; 0.5 in the paper): every σ starts at
+        ``σ₀ / sqrt(inputs)``.
       log_interval: env steps per logging point (a multiple of
         :meth:`cycle_env_steps` dividing ``total_timesteps``); ``None`` picks about
         100 points.
@@ -177,7 +194,7 @@ class DQNConfig:
     target_tau: float = 1.0
     truncation_is_terminal: bool = False
     # Exploration.
-    exploration: Literal["epsilon_greedy", "boltzmann"] = "epsilon_greedy"
+    exploration: Literal["auto", "epsilon_greedy", "boltzmann", "none"] = "auto"
     exploration_schedule: Literal["linear", "exponential", "constant"] = "linear"
     exploration_unit: Literal["env_steps", "episodes"] = "env_steps"
     exploration_start: float = 1.0
@@ -191,6 +208,12 @@ class DQNConfig:
     activation: Literal["relu", "tanh", "gelu", "silu"] = "relu"
     dueling: bool = False
     layer_norm: bool = False
+    distributional: bool = False
+    num_atoms: int = 51
+    v_min: float = -10.0
+    v_max: float = 10.0
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
     # Logging.
     log_interval: int | None = None
     diagnostics: bool = True
@@ -209,6 +232,13 @@ class DQNConfig:
             sizes = tuple(h.item() if isinstance(h, np.generic) else h for h in self.hidden_sizes)
             object.__setattr__(self, "hidden_sizes", sizes)
         _validate(self)
+
+    def resolved_exploration(self) -> str:
+        """How the actor explores: ``exploration``, with ``"auto"`` resolved to ``"none"``
+        for a noisy network and to ``"epsilon_greedy"`` otherwise."""
+        if self.exploration != "auto":
+            return self.exploration
+        return "none" if self.noisy else "epsilon_greedy"
 
     # ---- Derived layout of the compiled loop (all static Python ints). ----
 
@@ -438,25 +468,26 @@ def _field_checks(cfg: DQNConfig) -> list[Callable[[], object]]:
         "train_frequency": (1,),
         "gradient_steps": (1,),
         "n_step": (1, 1_000),
+        "num_atoms": (2, 1_001),
         "target_update_period": (1,),
         "exploration_steps": (1,),
     }
-    positive = ("learning_rate", "optimizer_eps", "huber_delta", "priority_eps")
+    positive = ("learning_rate", "optimizer_eps", "huber_delta", "priority_eps", "noisy_sigma0")
     unit = ("gamma", "priority_alpha", "priority_beta", "eval_epsilon")
     choices = {
         "optimizer": OPTIMIZERS,
         "learning_rate_schedule": LEARNING_RATE_SCHEDULES,
         "loss": LOSSES,
-        "exploration": EXPLORATIONS,
+        "exploration": ("auto", *EXPLORATIONS),
         "exploration_schedule": SCHEDULES,
         "exploration_unit": EXPLORATION_UNITS,
         "activation": ACTIVATIONS,
         "network": NETWORKS,
     }
     bools = ("double_q", "truncation_is_terminal", "dueling", "layer_norm", "diagnostics")
-    bools += ("prioritized", "n_step_cut")
+    bools += ("prioritized", "n_step_cut", "distributional", "noisy")
     # ε is a probability; a Boltzmann temperature only has to be positive.
-    temperature = cfg.exploration != "epsilon_greedy"
+    temperature = cfg.resolved_exploration() == "boltzmann"
     return [
         partial(check_env_id, cfg.env_id, field="DQNConfig.env_id"),
         partial(_env_params_field, cfg),
@@ -473,6 +504,7 @@ def _field_checks(cfg: DQNConfig) -> list[Callable[[], object]]:
                     open_low=temperature)
             for name in ("exploration_start", "exploration_end")
         ),
+        *(partial(_real_field, cfg, name, -math.inf, math.inf) for name in ("v_min", "v_max")),
         partial(_hidden_sizes_field, cfg),
         partial(_optional_int, cfg, "log_interval"),
     ]  # fmt: skip
@@ -529,6 +561,8 @@ def _relation_problems(cfg: DQNConfig) -> list[tuple[str, object, str]]:
          "target_update_period", cfg.target_update_period,
          f"must be <= the run's {cfg.total_updates()} gradient updates, or the target "
          "network is never synced and every target comes from the initial network"),
+        (cfg.v_min >= cfg.v_max, "v_max", cfg.v_max,
+         f"must be > v_min={cfg.v_min}: the atoms' support is [v_min, v_max]"),
         (cfg.log_interval is not None
          and bool(cfg.log_interval % cycle or total % cfg.log_interval),
          "log_interval", cfg.log_interval,

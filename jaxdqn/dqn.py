@@ -73,6 +73,11 @@ def q_network_for(config: DQNConfig, spec: EnvSpec) -> nn.Module:
         activation=config.activation,
         dueling=config.dueling,
         layer_norm=config.layer_norm,
+        num_atoms=config.num_atoms if config.distributional else 1,
+        v_min=config.v_min,
+        v_max=config.v_max,
+        noisy=config.noisy,
+        noisy_sigma0=config.noisy_sigma0,
     )
 
 
@@ -98,7 +103,7 @@ def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Compone
         bound,
         q_network,
         config.num_envs,
-        exploration=config.exploration,
+        exploration=config.resolved_exploration(),
         schedule=config.exploration_schedule,
         unit=config.exploration_unit,
         truncation_is_terminal=config.truncation_is_terminal,

@@ -1,10 +1,14 @@
-"""Tuned configs. CartPole-v1, Acrobot-v1 and ChainWalk-v0 are proven to solve their
-environments by the learning tests (``tests/test_learning.py``); the MinAtar presets
-(see ``benchmarks/results/learning_Breakout-MinAtar_cpu.json``) and the Atari ones
-(EnvPool) are starting points, not yet proven over their full budget."""
+"""Tuned configs, in two variants (:data:`PRESET_VARIANTS`): DQN and Rainbow.
+
+The DQN presets of CartPole-v1, Acrobot-v1 and ChainWalk-v0 are proven to solve their
+environments by the learning tests (``tests/test_learning.py``); the MinAtar presets, DQN
+and Rainbow (see ``benchmarks/minatar.py``), and the Atari ones (EnvPool) are starting
+points, not yet proven over their full budget.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from jaxdqn.config import DQNConfig
@@ -106,17 +110,8 @@ def _minatar(env_id: str) -> DQNConfig:
     )
 
 
-_PRESETS.update(
-    {
-        env_id: _minatar(env_id)
-        for env_id in (
-            "Breakout-MinAtar",
-            "Asterix-MinAtar",
-            "SpaceInvaders-MinAtar",
-            "Freeway-MinAtar",
-        )
-    }
-)
+_MINATAR_IDS = ("Breakout-MinAtar", "Asterix-MinAtar", "SpaceInvaders-MinAtar", "Freeway-MinAtar")
+_PRESETS.update({env_id: _minatar(env_id) for env_id in _MINATAR_IDS})
 
 
 def _atari(env_id: str) -> DQNConfig:
@@ -153,28 +148,75 @@ def _atari(env_id: str) -> DQNConfig:
 
 _PRESETS.update({env_id: _atari(env_id) for env_id in ("envpool/Pong-v5", "envpool/Breakout-v5")})
 
-PRESET_IDS: tuple[str, ...] = tuple(_PRESETS)
+
+def _minatar_rainbow(env_id: str) -> DQNConfig:
+    """The MinAtar DQN preset made Rainbow, with the MinAtar settings of "Revisiting
+    Rainbow" (Obando-Ceron & Castro 2021): 51 atoms on [-100, 100], Adam at 1e-4 with
+    ε = 3.125e-4, a hard target copy every 1,000 env steps, 3-step prioritized replay,
+    noisy dense layers, a dueling head, and learning from 1,024 env steps on. A starting
+    point: not yet measured over its budget."""
+    return dataclasses.replace(
+        _minatar(env_id),
+        learning_starts=1_024,
+        learning_rate=1e-4,
+        optimizer_eps=3.125e-4,
+        target_update_period=250,
+        prioritized=True,
+        n_step=3,
+        dueling=True,
+        distributional=True,
+        num_atoms=51,
+        v_min=-100.0,
+        v_max=100.0,
+        noisy=True,
+    )
 
 
-def get_preset(env_id: str) -> DQNConfig:
+# Rainbow (Hessel et al. 2018): C51's distributional loss, noisy nets instead of
+# ε-greedy, prioritized replay, 3-step returns, a dueling head and Double targets.
+_RAINBOW = {env_id: _minatar_rainbow(env_id) for env_id in _MINATAR_IDS}
+
+_VARIANTS = {"dqn": _PRESETS, "rainbow": _RAINBOW}
+PRESET_VARIANTS: tuple[str, ...] = tuple(_VARIANTS)  # get_preset's variants
+PRESET_IDS: tuple[str, ...] = tuple(_PRESETS)  # the envs with a DQN preset
+
+
+def preset_ids(variant: str = "dqn") -> tuple[str, ...]:
+    """The envs with a preset of ``variant`` (one of :data:`PRESET_VARIANTS`)."""
+    _check_variant(variant)
+    return tuple(_VARIANTS[variant])
+
+
+def get_preset(env_id: str, variant: str = "dqn") -> DQNConfig:
     """The tuned :class:`DQNConfig` for ``env_id``.
 
     Change fields with ``dataclasses.replace(get_preset(...), total_timesteps=...)``.
 
     Args:
-      env_id: one of :data:`PRESET_IDS`.
+      env_id: one of :func:`preset_ids` of ``variant``.
+      variant: ``"dqn"`` or ``"rainbow"`` (:data:`PRESET_VARIANTS`).
 
     Returns:
       The preset's frozen, validated config.
 
     Raises:
-      ValueError: if there is no preset for ``env_id`` (lists those there are).
+      ValueError: for an unknown variant, or no such preset for ``env_id`` (lists those
+        there are).
     """
-    if env_id not in _PRESETS:
-        close = difflib.get_close_matches(str(env_id), PRESET_IDS, n=1, cutoff=0.5)
+    ids = preset_ids(variant)
+    if env_id not in ids:
+        close = difflib.get_close_matches(str(env_id), ids, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
+        name = "preset" if variant == "dqn" else f"{variant} preset"
         raise ValueError(
-            f"env_id={env_id!r} has no preset.{hint} Presets: {', '.join(PRESET_IDS)}. "
+            f"env_id={env_id!r} has no {name}.{hint} {name.capitalize()}s: {', '.join(ids)}. "
             "Any gymnax id works with a DQNConfig of your own."
         )
-    return _PRESETS[env_id]
+    return _VARIANTS[variant][env_id]
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in _VARIANTS:
+        raise ValueError(
+            f"variant={variant!r} is invalid: must be one of {', '.join(PRESET_VARIANTS)}."
+        )

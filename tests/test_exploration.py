@@ -328,3 +328,12 @@ def test_split_keys_are_independent_and_same_key_repeats(selector):
     # The same key for every env gives the same action everywhere.
     same = np.asarray(many(keys[np.zeros(N, np.int32)], value))
     np.testing.assert_array_equal(same, got[0])
+
+
+def test_no_exploration_is_greedy_among_legal_actions():
+    keys = jax.random.split(jax.random.key(8), 64)
+    choose = jax.jit(jax.vmap(lambda k: exploration.select_action("none", k, Q, 1.0)))
+    np.testing.assert_array_equal(choose(keys), int(np.argmax(np.asarray(Q))))
+    mask = jnp.arange(Q.shape[0]) != int(np.argmax(np.asarray(Q)))
+    masked = exploration.select_action("none", keys[0], Q, 1.0, mask)
+    assert int(masked) == int(np.argmax(np.where(mask, np.asarray(Q), -np.inf)))

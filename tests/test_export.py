@@ -18,20 +18,25 @@ from jaxdqn.host import cli, driver
 from jaxdqn.host.export import export_policy
 from jaxdqn.host.numpy_policy import NumpyQPolicy
 
+C51 = {"distributional": True, "num_atoms": 7, "v_min": -3.0, "v_max": 6.0}
+
 
 @pytest.mark.parametrize(
-    ("env_id", "hidden_sizes", "activation", "dueling", "layer_norm"),
+    ("env_id", "hidden_sizes", "activation", "dueling", "layer_norm", "head"),
     [
-        ("CartPole-v1", (32, 16), "relu", False, False),
-        ("Acrobot-v1", (8,), "tanh", True, False),
-        ("CartPole-v1", (8, 8), "gelu", False, True),
-        ("ChainWalk-v0", (4,), "silu", True, True),
-        ("Breakout-MinAtar", (16,), "relu", False, False),
-        ("Freeway-MinAtar", (8,), "relu", True, True),
+        ("CartPole-v1", (32, 16), "relu", False, False, {}),
+        ("Acrobot-v1", (8,), "tanh", True, False, {}),
+        ("CartPole-v1", (8, 8), "gelu", False, True, {}),
+        ("ChainWalk-v0", (4,), "silu", True, True, {}),
+        ("Breakout-MinAtar", (16,), "relu", False, False, {}),
+        ("Freeway-MinAtar", (8,), "relu", True, True, {}),
+        ("CartPole-v1", (8,), "relu", False, False, C51),
+        ("Breakout-MinAtar", (8,), "relu", True, True, {**C51, "noisy": True}),
+        ("Acrobot-v1", (8,), "relu", True, False, {"noisy": True}),
     ],
 )
 def test_numpy_policy_matches_jax_network(
-    tmp_path, env_id, hidden_sizes, activation, dueling, layer_norm
+    tmp_path, env_id, hidden_sizes, activation, dueling, layer_norm, head
 ):
     config = dataclasses.replace(
         TINY_CHAIN,
@@ -40,6 +45,7 @@ def test_numpy_policy_matches_jax_network(
         activation=activation,
         dueling=dueling,
         layer_norm=layer_norm,
+        **head,
     )
     obs_shape, obs_dtype, *_ = jaxdqn.bind_env(env_id).spec
     q_net = jaxdqn.build(config).q_network
@@ -51,12 +57,14 @@ def test_numpy_policy_matches_jax_network(
     else:
         obs = 2.0 * rng.normal(size=(64, *obs_shape)).astype(np.float32)
     policy = NumpyQPolicy.load(export_policy(config, params, tmp_path / "p.npz", seed=3))
-    expected = np.asarray(q_net.apply(params, obs))
+    expected = np.asarray(q_net.apply(params, obs))  # a noisy network's mean weights
     np.testing.assert_allclose(policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)
     assert [policy.act(o) for o in obs] == list(expected.argmax(axis=1))
     assert policy.metadata["seed"] == 3 and policy.num_actions == expected.shape[1]
-    # Files with layer norm are v2, so that a v1 reader refuses them instead of skipping it.
-    assert policy.metadata["format"] == f"jaxdqn-policy-v{2 if layer_norm else 1}"
+    # Files with layer norm are v2 and with atoms v3, so that an older reader refuses them
+    # instead of misreading them.
+    version = 3 if head.get("distributional") else 2 if layer_norm else 1
+    assert policy.metadata["format"] == f"jaxdqn-policy-v{version}"
     with pytest.raises(ValueError, match="obs shape"):
         policy.q_values(np.zeros((2, 7)))
 

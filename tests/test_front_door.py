@@ -164,6 +164,8 @@ def test_version_and_listings(capsys):
     assert cli.main(["list", "presets"]) == 0
     out = capsys.readouterr().out
     assert all(env_id in out for env_id in jaxdqn.PRESET_IDS) and "200,000 env steps" in out
+    assert "Breakout-MinAtar         --preset rainbow    5,000,000 env steps" in out
+    assert cli.PRESET_VARIANTS == jaxdqn.PRESET_VARIANTS  # named twice: the CLI avoids JAX
     assert cli.main(["list", "envs"]) == 0
     out = capsys.readouterr().out
     assert "CartPole-v1" in out and 'navix/<Id>   (pip install "jaxdqn[navix]")' in out
@@ -195,6 +197,11 @@ def test_help_shows_defaults(capsys):
         (["--seed", "4294967296", "--seeds", "1"], "0 <= s < 2\\*\\*32"),
         (["--seed", "4294967295", "--seeds", "2"], "0 <= s < 2\\*\\*32"),
         (["--seed", "-1"], "0 <= s < 2\\*\\*32"),
+        (
+            ["--env", "Acrobot-v1", "--preset", "rainbow"],
+            "env_id='Acrobot-v1' has no rainbow preset. Rainbow presets: Breakout-MinAtar, ",
+        ),
+        (["--config", "c.json", "--preset", "rainbow"], "--config and --env/--preset both"),
     ],
 )
 def test_seeds_outside_the_key_range_or_too_many_are_refused(flags, message, tmp_path, capsys):
@@ -204,7 +211,7 @@ def test_seeds_outside_the_key_range_or_too_many_are_refused(flags, message, tmp
 
 
 def test_resume_refuses_run_flags_even_when_they_equal_the_defaults(tmp_path, capsys):
-    for flags in (["--env", "CartPole-v1"], ["--seeds", "8"], ["--seed", "0"]):
+    for flags in (["--env", "CartPole-v1"], ["--seeds", "8"], ["--seed", "0"], ["--preset", "dqn"]):
         assert cli.main(["train", "--resume", str(tmp_path), *flags]) == 2
         assert f"drop {flags[0]}" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # no abbreviations that the check would miss
@@ -256,7 +263,7 @@ def test_train_again_from_a_run_config_with_set_on_top(tiny_run, tmp_path, capsy
     longer = driver.build_config("", 1_600, [], config_file=config_file)
     assert longer.exploration_steps == 2 * source["exploration_steps"]  # scaled from its 800
     assert cli.main(["train", "--config", str(config_file), "--env", "Acrobot-v1"]) == 2
-    assert "--config and --env both choose the env" in capsys.readouterr().err
+    assert "--config and --env/--preset both choose the config" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text('{"gamma": 0.9, "colour": "red"}')
     assert cli.main(["train", "--config", str(tmp_path / "bad.json")]) == 2
     assert "--config " in (err := capsys.readouterr().err) and "colour" in err

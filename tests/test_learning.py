@@ -64,15 +64,27 @@ def test_chain_walk_preset_learns_q_star_through_truncation():
 # 500.0 (on one device: 15 at 500.0 and one at 485.5); with training keys 1 and 2 on one
 # device, 16 of 16 at >= 498. Acrobot's bar leaves 2 of 16 seeds, as the
 # project's target does.
-@pytest.mark.parametrize(("env_id", "min_solved"), [("CartPole-v1", 16), ("Acrobot-v1", 14)])
-def test_preset_solves_across_seeds(env_id, min_solved):
-    config = jaxdqn.get_preset(env_id)
+# C51 on the CartPole preset (51 atoms on [0, 200]) must solve every seed too; its updates
+# cost two to three times the DQN preset's on a CPU, so it is heavy (`pytest -m heavy`).
+C51 = {"distributional": True, "num_atoms": 51, "v_min": 0.0, "v_max": 200.0}
+
+
+@pytest.mark.parametrize(
+    ("env_id", "changes", "min_solved"),
+    [
+        ("CartPole-v1", {}, 16),
+        pytest.param("CartPole-v1", C51, 16, marks=pytest.mark.heavy, id="CartPole-v1-c51"),
+        ("Acrobot-v1", {}, 14),
+    ],
+)
+def test_preset_solves_across_seeds(env_id, changes, min_solved):
+    config = dataclasses.replace(jaxdqn.get_preset(env_id), **changes)
     if env_id == "CartPole-v1":
         assert config.total_timesteps <= 200_000
     states, metrics = train_seeds(config)
     returns = greedy_returns(config, states.params)
     solved = returns >= SOLVED_RETURN[env_id]
-    print(f"{env_id}: greedy returns per seed {np.round(returns, 1).tolist()}")
+    print(f"{env_id} {changes}: greedy returns per seed {np.round(returns, 1).tolist()}")
     assert solved.sum() >= min_solved, f"{solved.sum()}/{SEEDS} seeds solved: {returns}"
     assert np.all(np.isfinite(metrics["loss"][:, -1]))
     assert_doctor_finds_nothing(config, metrics, returns)

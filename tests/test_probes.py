@@ -82,8 +82,10 @@ def test_run_probes_refuses_bad_arguments_before_compiling():
         run_probes(jaxdqn.DQNConfig(), env_ids=("CartPole-v1",))
 
 
-def test_cli_probe_passes_a_preset_learner(capsys):
-    code = cli.main(["probe", "--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "4000"])
+@pytest.mark.parametrize("head", [[], ["--set", "distributional=true"]], ids=["dqn", "c51"])
+def test_cli_probe_passes_a_preset_learner(head, capsys):
+    flags = ["--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "4000", *head]
+    code = cli.main(["probe", *flags])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "7 of 7 probes pass." in out

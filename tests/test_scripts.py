@@ -41,6 +41,7 @@ SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--n
         "diagnostics_overhead",
         "envpool_speed",
         "processes",
+        "minatar",
     ],
 )
 def test_benchmark_smoke(script, tmp_path):
@@ -59,6 +60,11 @@ def test_benchmark_smoke(script, tmp_path):
         rows = json.loads(result.read_text())["rows"]
         assert [row["processes"] for row in rows] == [1, 2]
         assert all(row["identical_params"] for row in rows)
+    if script == "minatar":  # the paper's statistic, from the training rows
+        (result,) = results
+        (run,) = json.loads(result.read_text())["runs"]
+        assert run["preset"] == "rainbow" and run["config"]["distributional"] is True
+        assert len(run["last_100_training_return"]) == 2
     if script == "learning":
         (result,) = results
         assert result.name.startswith("learning_CartPole-v1_duel_smoke")
@@ -110,3 +116,18 @@ def test_the_peers_seed_key_fix_renames_only_its_dummy_key(monkeypatch):
         seed_keys_kept(f"def train(rng):\n    {SEED_KEY_LOST}\n")
     with pytest.raises(ValueError, match=r"^double_q=True: the peer only runs False"):
         peer_config(dataclasses.replace(REFERENCE_SETUP, double_q=True))
+
+
+def test_the_minatar_statistic_is_the_mean_of_the_last_100_episodes(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from minatar import last_episodes_return
+
+    def rows(returns, counts):
+        return {"episode_return": [returns], "completed_episodes": [counts]}
+
+    # The last windows holding >= 100 episodes, each mean weighed by its count.
+    got = last_episodes_return(rows([1.0, np.nan, 3.0, 5.0], [60, 0, 50, 60]))
+    np.testing.assert_allclose(got, [(3 * 50 + 5 * 60) / 110])
+    # Fewer than 100 in the whole run: all of them.
+    np.testing.assert_allclose(last_episodes_return(rows([2.0, 4.0], [10, 20])), [100 / 30])
+    np.testing.assert_allclose(last_episodes_return(rows([2.0, 4.0], [10, 100])), [4.0])

@@ -19,10 +19,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES, exploration_value, select_action
+from jaxdqn.core.networks import NOISE_RNG
 from jaxdqn.core.types import Transition, check_int
 from jaxdqn.envs import BoundEnv, is_batched, open_envs
 
 EXPLORATION_UNITS = ("env_steps", "episodes")  # what an exploration schedule counts
+# Folded into the acting key for a noisy network's noise, so the ε-greedy draws are the
+# same with or without it.
+ACTING_NOISE_STREAM = 0xAC7
 
 
 class ActorState(NamedTuple):
@@ -49,9 +53,10 @@ class Actor(NamedTuple):
       reset: ``reset(key) -> ActorState``: every env reset, episodes at 0.
       act: ``act(key, state, params, env_steps, episodes, hparams) -> (actions, value)``:
         int32 ``[num_envs]`` actions of the Q-network ``params`` in ``state.obs``, and the
-        float32 ``[num_envs]`` ε (or temperature) each was drawn with. ``env_steps`` and
-        ``episodes`` (int ``[]``) count the run so far; ``hparams`` holds the schedule's
-        (possibly traced) parameters.
+        float32 ``[num_envs]`` ε (or temperature; 0 for ``"none"``) each was drawn with.
+        ``env_steps`` and ``episodes`` (int ``[]``) count the run so far; ``hparams`` holds
+        the schedule's (possibly traced) parameters. A noisy network acts with noise
+        drawn anew at every step (one draw for all ``num_envs``).
       step: ``step(key, state, actions) -> (state, transition, ends)``: one vectorised env
         step; ``transition`` has leaves ``[num_envs, ...]``, ``ends`` is an
         :class:`EpisodeEnds`.
@@ -107,7 +112,8 @@ def make_actor(
       bound: the environment (:func:`jaxdqn.envs.bind_env`).
       q_network: the Q-network the policy acts greedily on.
       num_envs: envs stepped in lockstep, >= 1.
-      exploration: one of ``EXPLORATIONS``: ε-greedy or Boltzmann.
+      exploration: one of ``EXPLORATIONS``: ε-greedy, Boltzmann or none (greedy on the
+        network's Q-values, noisy ones included).
       schedule: one of ``SCHEDULES``, the shape of ε (or the temperature) over time.
       unit: what the schedule counts, one of :data:`EXPLORATION_UNITS`. With
         ``"env_steps"``, env ``j`` of a vectorised step at count ``n`` uses
@@ -163,8 +169,14 @@ def _act(parts: _ActorParts, key, state: ActorState, params, env_steps, episodes
         count = env_steps + jnp.arange(n, dtype=jnp.int32)
     else:
         count = jnp.broadcast_to(episodes, (n,))
-    value = exploration_value(parts.schedule, count, hparams)
-    q_values = parts.q_network.apply(params, state.obs)
+    if parts.exploration == "none":
+        value = jnp.zeros(n, jnp.float32)
+    else:
+        value = exploration_value(parts.schedule, count, hparams)
+    rngs = None
+    if getattr(parts.q_network, "noisy", False):
+        rngs = {NOISE_RNG: jax.random.fold_in(key, ACTING_NOISE_STREAM)}
+    q_values = parts.q_network.apply(params, state.obs, rngs=rngs)
     choose = jax.vmap(partial(select_action, parts.exploration))  # a None mask maps to None
     mask = legal_actions(parts.bound, state.env_state)
     return choose(jax.random.split(key, n), q_values, value, mask), value

@@ -11,7 +11,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-EXPLORATIONS = ("epsilon_greedy", "boltzmann")  # select_action's kinds
+# select_action's kinds; "none" acts greedily (noisy networks explore by their own noise).
+EXPLORATIONS = ("epsilon_greedy", "boltzmann", "none")
 SCHEDULES = ("linear", "exponential", "constant")  # exploration_value's schedules
 
 
@@ -135,8 +136,11 @@ def select_action(
     mask: chex.Array | None = None,
 ):
     """The action of exploration ``kind`` (one of :data:`EXPLORATIONS`) for one Q-vector
-    ``[num_actions]``: ε-greedy with ε = ``value``, or Boltzmann at temperature ``value``,
-    among the legal actions (``mask``, ``None``: all). Returns int32 ``[]``."""
+    ``[num_actions]``: ε-greedy with ε = ``value``, Boltzmann at temperature ``value``, or
+    greedy (``"none"``, ``value`` unused), among the legal actions (``mask``, ``None``:
+    all). Returns int32 ``[]``."""
     if kind == "boltzmann":
         return boltzmann(key, q_values, value, mask)
+    if kind == "none":
+        return greedy(q_values, mask)
     return epsilon_greedy(key, q_values, value, mask)

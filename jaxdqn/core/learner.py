@@ -28,7 +28,7 @@ from jaxdqn.core.diagnostics import (
     tree_is_finite,
 )
 from jaxdqn.core.lockstep import any_in_vmap
-from jaxdqn.core.networks import HIDDEN_COLLECTION, HIDDEN_NAME
+from jaxdqn.core.networks import HIDDEN_COLLECTION, HIDDEN_NAME, NOISE_RNG, support
 from jaxdqn.core.types import Batch, check_int
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -81,10 +81,12 @@ class Learner(NamedTuple):
     Attributes:
       init: ``init(key, obs) -> LearnerState`` for observations ``[B, *obs_shape]``:
         fresh parameters, target parameters equal to them, ``updates = 0``.
-      update: ``update(state, batch, hparams) -> (state, stats, td)``: one gradient update
-        on a :class:`Batch` with leaves ``[B, ...]`` at the (possibly traced) learning
-        rate and target sync of ``hparams`` (:class:`jaxdqn.Hyperparams`); ``stats`` is an
-        :class:`UpdateStats`, ``td`` ``[B]`` the TD errors before the step.
+      update: ``update(state, batch, hparams[, key]) -> (state, stats, td)``: one
+        gradient update on a :class:`Batch` with leaves ``[B, ...]`` at the (possibly
+        traced) learning rate and target sync of ``hparams`` (:class:`jaxdqn.Hyperparams`);
+        ``stats`` is an :class:`UpdateStats`, ``td`` ``[B]`` what prioritized replay
+        ranks rows by: the TD errors before the step (the per-row KL divergence from the
+        target of a distributional learner). ``key`` only where ``takes_key``.
       stat_names: the names of ``stats``' fields.
       inspect: ``inspect(state, earlier_params, batch) -> signals`` or ``None``: health
         signals (:class:`InspectSignals`, float32 ``[]`` each) of the online network on a
@@ -96,6 +98,8 @@ class Learner(NamedTuple):
       greedy_actions: ``greedy_actions(state, obs) -> int32 [B]``, the online network's
         greedy actions on observations ``[B, ...]`` (the policy n-step sums are cut by,
         :func:`jaxdqn.core.replay.n_step_batch`), or ``None``.
+      takes_key: ``update`` takes a fourth argument, a PRNG key of its own per update
+        (the noise of noisy networks); the loop passes one.
     """
 
     init: Callable[[jax.Array, jax.Array], LearnerState]
@@ -105,6 +109,7 @@ class Learner(NamedTuple):
     inspect_names: tuple[str, ...] = ()
     stat_max: tuple[str, ...] = ()
     greedy_actions: Callable[[LearnerState, jax.Array], jax.Array] | None = None
+    takes_key: bool = False
 
 
 def make_optimizer(
@@ -203,6 +208,7 @@ def td_errors(
     *,
     double_q: bool,
     q_tm1: jax.Array | None = None,
+    key: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """TD errors of a batch and the Q-values of the actions taken.
 
@@ -215,14 +221,17 @@ def td_errors(
         net (van Hasselt et al. 2016), instead of the target net's max.
       q_tm1: the online Q-values ``[B, A]`` of ``batch.obs`` where the caller has them
         already; ``None`` computes them.
+      key: the noise of a noisy network's three forward passes (online, target,
+        selector); ``None`` uses the mean weights.
 
     Returns:
       ``(td [B], q_taken [B])``; gradients flow only through ``q_taken``.
     """
-    q_tm1 = q_network.apply(params, batch.obs) if q_tm1 is None else q_tm1
-    q_t_value = q_network.apply(target_params, batch.next_obs)
+    key_online, key_target, key_select = _noise_keys(key)
+    q_tm1 = _apply(q_network, params, batch.obs, key_online) if q_tm1 is None else q_tm1
+    q_t_value = _apply(q_network, target_params, batch.next_obs, key_target)
     if double_q:
-        q_t_selector = q_network.apply(params, batch.next_obs)
+        q_t_selector = _apply(q_network, params, batch.next_obs, key_select)
         td = jax.vmap(losses.double_q_learning)(
             q_tm1, batch.action, batch.reward, batch.discount, q_t_value, q_t_selector
         )
@@ -232,6 +241,69 @@ def td_errors(
         )
     q_taken = jnp.take_along_axis(q_tm1, batch.action[:, None], axis=1)[:, 0]
     return td, q_taken
+
+
+def categorical_td_errors(
+    q_network: nn.Module,
+    params: Any,
+    target_params: Any,
+    batch: Batch,
+    *,
+    double_q: bool,
+    key: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """C51's per-row loss of a batch, its priority, and the TD errors of the means.
+
+    Args:
+      q_network: a distributional Q-network (``num_atoms > 1``, :class:`jaxdqn.core.
+        networks.QNetwork`).
+      params, target_params: online and target parameters.
+      batch: a :class:`jaxdqn.core.types.Batch` with leaves ``[B, ...]``.
+      double_q: the online network's means select the next action
+        (:func:`jaxdqn.core.losses.categorical_double_q_learning`); else the target's.
+      key: noise of a noisy network's forward passes; ``None`` uses the mean weights.
+
+    Returns:
+      ``(cross_entropy [B], kl [B], td [B], q_taken [B])``: the loss of each row
+      (:func:`jaxdqn.core.losses.categorical_double_q_learning`), its KL divergence from
+      the target (the cross-entropy less the target's entropy: what Rainbow prioritizes
+      rows by), the TD error of the means (for statistics) and the online means of the
+      actions taken.
+    """
+    key_online, key_target, key_select = _noise_keys(key)
+    q_tm1, logits_tm1 = _apply(q_network, params, batch.obs, key_online, return_logits=True)
+    q_t, logits_t = _apply(q_network, target_params, batch.next_obs, key_target, True)
+    selector = _apply(q_network, params, batch.next_obs, key_select) if double_q else q_t
+    atoms = support(q_network)
+    targets = jax.vmap(losses.categorical_target, in_axes=(None, 0, 0, None, 0, 0))(
+        atoms, batch.reward, batch.discount, atoms, logits_t, selector
+    )  # [B, K]
+    taken = jnp.take_along_axis(logits_tm1, batch.action[:, None, None], axis=1)[:, 0]  # [B, K]
+    cross_entropy = optax.softmax_cross_entropy(taken, targets)
+    entropy = -jnp.sum(jnp.where(targets > 0, targets * jnp.log(targets), 0.0), axis=-1)
+    td = jax.vmap(losses.double_q_learning)(
+        q_tm1, batch.action, batch.reward, batch.discount, q_t, selector
+    )
+    q_taken = jnp.take_along_axis(q_tm1, batch.action[:, None], axis=1)[:, 0]
+    return cross_entropy, cross_entropy - entropy, td, q_taken
+
+
+def _noise_keys(key: jax.Array | None) -> tuple:
+    """Three noise keys (online, target, selector passes), or three ``None``."""
+    return (None,) * 3 if key is None else tuple(jax.random.split(key, 3))
+
+
+def _apply(q_network: nn.Module, params: Any, obs: jax.Array, key, return_logits=False):
+    """The network on ``obs``, with noise from ``key`` (``None``: the mean weights)."""
+    rngs = None if key is None else {NOISE_RNG: key}
+    if return_logits:
+        return q_network.apply(params, obs, return_logits=True, rngs=rngs)
+    return q_network.apply(params, obs, rngs=rngs)
+
+
+def is_distributional(q_network: nn.Module) -> bool:
+    """Whether ``q_network`` has a distributional (C51) head."""
+    return getattr(q_network, "num_atoms", 1) > 1
 
 
 def make_learner(
@@ -246,6 +318,10 @@ def make_learner(
     inspect: bool = True,
 ) -> Learner:
     """DQN's learner: TD loss, one optimizer step, target sync.
+
+    A distributional network (``num_atoms > 1``) learns by C51's cross-entropy
+    (:func:`categorical_td_errors`) and ignores ``loss``; a noisy one
+    (``q_network.noisy``) draws new noise for every update (``takes_key``).
 
     Args:
       q_network: the Q-network (``apply(params, obs [B, ...]) -> [B, num_actions]``).
@@ -277,6 +353,7 @@ def make_learner(
         inspect_names=InspectSignals._fields if inspect else (),
         stat_max=MAX_STATS,
         greedy_actions=partial(_greedy_actions, parts),
+        takes_key=bool(getattr(q_network, "noisy", False)),
     )
 
 
@@ -315,18 +392,25 @@ def _init(parts: _LearnerParts, key: jax.Array, obs: jax.Array) -> LearnerState:
     )
 
 
-def _loss(parts: _LearnerParts, params, target_params, batch: Batch):
-    td, q_taken = td_errors(parts.q_network, params, target_params, batch, double_q=parts.double_q)
+def _loss(parts: _LearnerParts, params, target_params, batch: Batch, key):
+    """``(loss [], (priority [B], td [B], q_taken [B]))``."""
+    args = (parts.q_network, params, target_params, batch)
+    if is_distributional(parts.q_network):
+        cross_entropy, kl, td, q_taken = categorical_td_errors(
+            *args, double_q=parts.double_q, key=key
+        )
+        return jnp.mean(batch.weight * cross_entropy), (kl, td, q_taken)
+    td, q_taken = td_errors(*args, double_q=parts.double_q, key=key)
     value = losses.td_loss(td, parts.loss, parts.huber_delta, batch.weight)
-    return value, (td, q_taken)
+    return value, (td, td, q_taken)
 
 
 def _update(
-    parts: _LearnerParts, state: LearnerState, batch: Batch, hparams: Any
+    parts: _LearnerParts, state: LearnerState, batch: Batch, hparams: Any, key=None
 ) -> tuple[LearnerState, UpdateStats, jax.Array]:
-    (value, (td, q_taken)), grads = jax.value_and_grad(partial(_loss, parts), has_aux=True)(
-        state.params, state.target_params, batch
-    )
+    (value, (priority, td, q_taken)), grads = jax.value_and_grad(
+        partial(_loss, parts), has_aux=True
+    )(state.params, state.target_params, batch, key)
     direction, opt_state = parts.optimizer.update(grads, state.opt_state, state.params)
     step_size = learning_rate_at(
         parts.learning_rate_schedule, hparams.learning_rate, state.updates, parts.total_updates
@@ -348,7 +432,7 @@ def _update(
     new_state = LearnerState(
         params=params, target_params=target_params, opt_state=opt_state, updates=updates
     )
-    return new_state, stats, td
+    return new_state, stats, priority
 
 
 def hidden_features(q_network: nn.Module, params: Any, obs: jax.Array):

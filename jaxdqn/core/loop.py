@@ -51,6 +51,9 @@ EPISODE_METRICS = (
 # Folded into the run's key for the reference batch of the health signals, so the signals
 # draw their own numbers and the run's random stream is the same with or without them.
 INSPECT_STREAM = 0x1D5EA5E
+# Folded into each update's sampling key for a learner that takes a key of its own (the
+# noise of noisy networks), so the replay's draws are the same with or without it.
+LEARNER_STREAM = 0x7EA2
 
 
 class Counters(NamedTuple):
@@ -279,7 +282,8 @@ def _learn(
         sample = replay.sample(
             replay_state, key, hparams.gamma, progress, _greedy_policy(learner, learner_state)
         )
-        learned, stats, td = learner.update(learner_state, sample.batch, hparams)
+        own_key = (jax.random.fold_in(key, LEARNER_STREAM),) if learner.takes_key else ()
+        learned, stats, td = learner.update(learner_state, sample.batch, hparams, *own_key)
         learner_state = jax.tree.map(
             lambda new, old: jnp.where(active, new, old), learned, learner_state
         )

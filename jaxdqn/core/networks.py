@@ -30,6 +30,9 @@ DUELING_NAME = "DuelingHead_0"  # the dueling head, with Dense children "value",
 # dormant-unit and rank signals.
 HIDDEN_COLLECTION = "intermediates"
 HIDDEN_NAME = "hidden"
+# Noisy layers draw their noise from this rng stream (``apply(..., rngs={NOISE_RNG: key})``);
+# applied without it they use their mean weights (greedy evaluation, export).
+NOISE_RNG = "noise"
 
 
 def hidden_name(i: int) -> str:
@@ -47,51 +50,110 @@ def head_name(num_hidden: int) -> str:
     return hidden_name(num_hidden)
 
 
+def scaled_noise(key: jax.Array, size: int) -> jax.Array:
+    """``f(x) = sign(x) sqrt(|x|)`` of ``size`` standard normal draws, float32 ``[size]``
+    (the factorised noise of Fortunato et al. 2018, eq. 11)."""
+    x = jax.random.normal(key, (size,), jnp.float32)
+    return jnp.sign(x) * jnp.sqrt(jnp.abs(x))
+
+
+def factorised_noise(key: jax.Array, inputs: int, outputs: int) -> tuple[jax.Array, jax.Array]:
+    """Factorised Gaussian noise of a noisy dense layer: ``(ε_w [inputs, outputs],
+    ε_b [outputs])`` with ``ε_w = f(ε_in) ⊗ f(ε_out)`` and ``ε_b = f(ε_out)``
+    (:func:`scaled_noise`), from ``inputs + outputs`` normal draws."""
+    noise = scaled_noise(key, inputs + outputs)  # one draw: each random op costs a kernel
+    noise_in, noise_out = noise[:inputs], noise[inputs:]
+    return jnp.outer(noise_in, noise_out), noise_out
+
+
+class NoisyDense(nn.Module):
+    """A dense layer with factorised Gaussian noise on its weights (Fortunato et al. 2018).
+
+    ``y = x @ (kernel + kernel_sigma * ε_w) + bias + bias_sigma * ε_b`` with the noise of
+    :func:`factorised_noise`, one draw per call, shared by the batch. Means are drawn from
+    ``U[-1/√p, 1/√p]`` and every σ starts at ``sigma0 / √p`` (``p`` inputs). Without a
+    :data:`NOISE_RNG` stream the layer is the plain dense layer of its mean weights
+    (``kernel``, ``bias``). ``[B, p] -> [B, features]``.
+    """
+
+    features: int
+    sigma0: float = 0.5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        inputs = x.shape[-1]
+        bound = inputs**-0.5
+
+        def mean_init(key, shape, dtype=jnp.float32):  # U[-1/√p, 1/√p]
+            return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+        sigma_init = nn.initializers.constant(self.sigma0 * bound)
+        kernel = self.param("kernel", mean_init, (inputs, self.features))
+        bias = self.param("bias", mean_init, (self.features,))
+        kernel_sigma = self.param("kernel_sigma", sigma_init, (inputs, self.features))
+        bias_sigma = self.param("bias_sigma", sigma_init, (self.features,))
+        if self.has_rng(NOISE_RNG):
+            noise_w, noise_b = factorised_noise(self.make_rng(NOISE_RNG), inputs, self.features)
+            kernel = kernel + kernel_sigma * noise_w
+            bias = bias + bias_sigma * noise_b
+        return x @ kernel + bias
+
+
+def dense_layer(features: int, name: str, noisy: bool, sigma0: float) -> nn.Module:
+    """A dense layer ``[B, F] -> [B, features]``: a :class:`NoisyDense` or a plain one."""
+    if noisy:
+        return NoisyDense(features, sigma0, name=name)
+    return nn.Dense(features, name=name)
+
+
 class DuelingHead(nn.Module):
-    """``Q = V + A - mean_a A`` from features ``[B, F]`` (Wang et al., 2016).
+    """``V + A - mean_a A`` from features ``[B, F]`` (Wang et al., 2016): Q-values
+    ``[B, num_actions]``, or with ``num_atoms > 1`` logits ``[B, num_actions * num_atoms]``
+    combined atom by atom.
 
     The state value and the action advantages are separate outputs, so small differences
     between actions are learned apart from the (much larger) value they sit on.
     """
 
     num_actions: int
+    num_atoms: int = 1
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
 
     @nn.compact
     def __call__(self, features: jax.Array) -> jax.Array:
-        value = nn.Dense(1, name="value")(features)  # [B, 1]
-        advantage = nn.Dense(self.num_actions, name="advantage")(features)  # [B, A]
-        return value + advantage - jnp.mean(advantage, axis=-1, keepdims=True)
+        atoms, actions, batch = self.num_atoms, self.num_actions, features.shape[0]
+        value = dense_layer(atoms, "value", self.noisy, self.noisy_sigma0)(features)
+        advantage = dense_layer(actions * atoms, "advantage", self.noisy, self.noisy_sigma0)
+        if atoms == 1:  # [B, 1] and [B, A]
+            advantage = advantage(features)
+            return value + advantage - jnp.mean(advantage, axis=-1, keepdims=True)
+        advantage = advantage(features).reshape(batch, actions, atoms)
+        out = value[:, None, :] + advantage - jnp.mean(advantage, axis=1, keepdims=True)
+        return out.reshape(batch, actions * atoms)
 
 
-def _hidden_layers(
-    module: nn.Module, x: jax.Array, sizes: Sequence[int], activation: str, layer_norm: bool
-):
-    """Dense layers ``[B, F] -> [B, sizes[-1]]``, each optionally layer-normalised before
-    its activation. Each layer's activations are sown as ``intermediates/hidden`` (see
-    :data:`HIDDEN_COLLECTION`)."""
-    act = _ACTIVATIONS[activation]
-    for i, width in enumerate(sizes):
-        x = nn.Dense(width, name=hidden_name(i))(x)
-        x = act(nn.LayerNorm(name=norm_name(i))(x) if layer_norm else x)
-        if not module.is_initializing():
-            module.sow(HIDDEN_COLLECTION, HIDDEN_NAME, x)
-    return x
+class QNetwork(nn.Module):
+    """The fields every Q-network here shares, its dense layers and its head.
 
+    ``apply(params, obs)`` returns Q-values ``[B, num_actions]``;
+    ``apply(params, obs, return_logits=True)`` returns ``(q_values, logits)``, the logits
+    ``[B, num_actions, num_atoms]`` of the return distributions over :func:`support`
+    (``None`` with ``num_atoms=1``); ``q_values`` are then the distributions' means.
+    A noisy network draws fresh noise per call from ``rngs={NOISE_RNG: key}`` and uses its
+    mean weights without it.
 
-def _head(x: jax.Array, num_actions: int, num_hidden: int, dueling: bool) -> jax.Array:
-    """Q-values ``[B, num_actions]`` from the last hidden features ``[B, F]``."""
-    if dueling:
-        return DuelingHead(num_actions, name=DUELING_NAME)(x)
-    return nn.Dense(num_actions, name=head_name(num_hidden))(x)
-
-
-class MLPQNetwork(nn.Module):
-    """A multilayer perceptron mapping observations to one Q-value per action.
-
-    ``apply(params, obs)`` takes ``obs`` of shape ``[B, *obs_shape]`` in any dtype,
-    flattens it to ``[B, prod(obs_shape)]`` as float32 and returns ``[B, num_actions]``.
-    With ``layer_norm=True`` every hidden layer is layer-normalised before its
-    activation; with ``dueling=True`` the last layer is a :class:`DuelingHead`.
+    Attributes:
+      num_actions: actions of the env.
+      hidden_sizes: widths of the dense hidden layers.
+      activation: one of :data:`ACTIVATIONS`.
+      dueling: a dueling head (on the logits when distributional).
+      layer_norm: layer-normalise every dense hidden layer before its activation.
+      num_atoms: atoms of each action's return distribution (C51, Bellemare et al. 2017);
+        1 is one Q-value per action.
+      v_min, v_max: the ends of the atoms' evenly spaced support.
+      noisy: every dense layer a :class:`NoisyDense` (noisy nets, Fortunato et al. 2018).
+      noisy_sigma0: the noisy layers' σ₀.
     """
 
     num_actions: int
@@ -99,42 +161,82 @@ class MLPQNetwork(nn.Module):
     activation: str = "relu"
     dueling: bool = False
     layer_norm: bool = False
+    num_atoms: int = 1
+    v_min: float = -10.0
+    v_max: float = 10.0
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
+
+    def torso_and_head(self, x: jax.Array, return_logits: bool):
+        """The dense hidden layers, then the head, on flat features ``[B, F]``. Each hidden
+        layer's activations are sown as ``intermediates/hidden`` (see
+        :data:`HIDDEN_COLLECTION`)."""
+        act = _ACTIVATIONS[self.activation]
+        for i, width in enumerate(self.hidden_sizes):
+            x = dense_layer(width, hidden_name(i), self.noisy, self.noisy_sigma0)(x)
+            x = act(nn.LayerNorm(name=norm_name(i))(x) if self.layer_norm else x)
+            if not self.is_initializing():
+                self.sow(HIDDEN_COLLECTION, HIDDEN_NAME, x)
+        q_values, logits = self.head(x)
+        return (q_values, logits) if return_logits else q_values
+
+    def head(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        """``(q_values [B, A], logits [B, A, num_atoms] or None)`` from features
+        ``[B, F]``."""
+        atoms, actions = self.num_atoms, self.num_actions
+        if self.dueling:
+            head = DuelingHead(actions, atoms, self.noisy, self.noisy_sigma0, name=DUELING_NAME)
+        else:
+            name = head_name(len(self.hidden_sizes))
+            head = dense_layer(actions * atoms, name, self.noisy, self.noisy_sigma0)
+        out = head(x)
+        if atoms == 1:
+            return out, None
+        logits = out.reshape(out.shape[0], actions, atoms)
+        return jnp.sum(jax.nn.softmax(logits) * support(self), axis=-1), logits
+
+
+def support(network: QNetwork) -> jax.Array:
+    """The atoms of a distributional network's return distributions, float32
+    ``[num_atoms]``: ``num_atoms`` evenly spaced values from ``v_min`` to ``v_max``."""
+    return jnp.linspace(network.v_min, network.v_max, network.num_atoms, dtype=jnp.float32)
+
+
+class MLPQNetwork(QNetwork):
+    """A multilayer perceptron mapping observations to one Q-value per action.
+
+    ``apply(params, obs)`` takes ``obs`` of shape ``[B, *obs_shape]`` in any dtype,
+    flattens it to ``[B, prod(obs_shape)]`` as float32 and returns ``[B, num_actions]``
+    (:class:`QNetwork` has the logits of a distributional head).
+    """
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array, return_logits: bool = False):
         x = obs.reshape((obs.shape[0], -1)).astype(jnp.float32)
-        x = _hidden_layers(self, x, self.hidden_sizes, self.activation, self.layer_norm)
-        return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
+        return self.torso_and_head(x, return_logits)
 
 
-class CNNQNetwork(nn.Module):
+class CNNQNetwork(QNetwork):
     """The MinAtar paper's Q-network (Young & Tian 2019): one 3x3 convolution with 16
     channels (stride 1, no padding) and ReLU, then dense layers (``hidden_sizes``,
     ``(128,)`` in the paper) and the head.
 
     ``apply(params, obs)`` takes ``obs`` of shape ``[B, H, W, C]`` in any dtype (MinAtar's
-    are bool), casts it to float32 and returns ``[B, num_actions]``. ``layer_norm``
-    normalises the dense hidden layers, as in :class:`MLPQNetwork`.
+    are bool), casts it to float32 and returns ``[B, num_actions]``.
     """
 
-    num_actions: int
     hidden_sizes: Sequence[int] = (128,)
-    activation: str = "relu"
-    dueling: bool = False
-    layer_norm: bool = False
     channels: int = 16
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array, return_logits: bool = False):
         x = obs.astype(jnp.float32)
         act = _ACTIVATIONS[self.activation]
         x = act(nn.Conv(self.channels, (3, 3), strides=1, padding="VALID", name=CONV_NAME)(x))
-        x = x.reshape((x.shape[0], -1))
-        x = _hidden_layers(self, x, self.hidden_sizes, self.activation, self.layer_norm)
-        return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
+        return self.torso_and_head(x.reshape((x.shape[0], -1)), return_logits)
 
 
-class NatureCNNQNetwork(nn.Module):
+class NatureCNNQNetwork(QNetwork):
     """The Nature DQN's Q-network (Mnih et al. 2015) for Atari frames: convolutions of 32
     8x8 filters (stride 4), 64 4x4 (stride 2) and 64 3x3 (stride 1), "valid" padding and
     ReLU, then dense layers (``hidden_sizes``, ``(512,)`` in the paper) and the head.
@@ -144,23 +246,17 @@ class NatureCNNQNetwork(nn.Module):
     are. Returns ``[B, num_actions]``.
     """
 
-    num_actions: int
     hidden_sizes: Sequence[int] = (512,)
-    activation: str = "relu"
-    dueling: bool = False
-    layer_norm: bool = False
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array, return_logits: bool = False):
         x = obs.astype(jnp.float32)
         x = x / 255.0 if obs.dtype == jnp.uint8 else x
         act = _ACTIVATIONS[self.activation]
         for i, (features, size, stride) in enumerate(NATURE_CONVS):
             conv = nn.Conv(features, (size, size), stride, padding="VALID", name=f"Conv_{i}")
             x = act(conv(x))
-        x = x.reshape((x.shape[0], -1))
-        x = _hidden_layers(self, x, self.hidden_sizes, self.activation, self.layer_norm)
-        return _head(x, self.num_actions, len(self.hidden_sizes), self.dueling)
+        return self.torso_and_head(x.reshape((x.shape[0], -1)), return_logits)
 
 
 def make_q_network(
@@ -171,7 +267,12 @@ def make_q_network(
     activation: str = "relu",
     dueling: bool = False,
     layer_norm: bool = False,
-) -> nn.Module:
+    num_atoms: int = 1,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    noisy: bool = False,
+    noisy_sigma0: float = 0.5,
+) -> QNetwork:
     """A Q-network sized for an environment.
 
     Args:
@@ -184,14 +285,19 @@ def make_q_network(
       activation: one of :data:`ACTIVATIONS`.
       dueling: a dueling head, ``Q = V + A - mean(A)``.
       layer_norm: layer-normalise every dense hidden layer before its activation.
+      num_atoms: atoms per action of a distributional (C51) head, >= 2; 1 is one
+        Q-value per action.
+      v_min, v_max: the support of the atoms, ``v_min < v_max``.
+      noisy: noisy dense layers (:class:`NoisyDense`).
+      noisy_sigma0: their σ₀, > 0.
 
     Returns:
-      A flax module; ``.init(key, obs_batch)`` and ``.apply(params, obs_batch)`` with
-      ``obs_batch`` of shape ``[B, *obs_shape]`` give Q-values ``[B, num_actions]``.
+      A :class:`QNetwork`; ``.init(key, obs_batch)`` and ``.apply(params, obs_batch)``
+      with ``obs_batch`` of shape ``[B, *obs_shape]`` give Q-values ``[B, num_actions]``.
 
     Raises:
-      ValueError: naming the argument, for an unknown choice or a CNN on observations
-        that are not images.
+      ValueError: naming the argument, for an unknown choice, a CNN on observations
+        that are not images, or a bad support or σ₀.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jaxdqn
@@ -207,6 +313,7 @@ def make_q_network(
         raise ValueError(
             f"activation={activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}."
         )
+    _check_head(num_atoms, v_min, v_max, noisy_sigma0)
     image = len(spec.obs_shape) == 3
     if network in ("cnn", "nature_cnn") and not image:
         raise ValueError(
@@ -225,7 +332,21 @@ def make_q_network(
         activation=activation,
         dueling=dueling,
         layer_norm=layer_norm,
+        num_atoms=num_atoms,
+        v_min=float(v_min),
+        v_max=float(v_max),
+        noisy=noisy,
+        noisy_sigma0=float(noisy_sigma0),
     )
+
+
+def _check_head(num_atoms: int, v_min: float, v_max: float, noisy_sigma0: float) -> None:
+    if not isinstance(num_atoms, int) or isinstance(num_atoms, bool) or num_atoms < 1:
+        raise ValueError(f"num_atoms={num_atoms!r} is invalid: must be an integer >= 1.")
+    if num_atoms > 1 and not v_min < v_max:
+        raise ValueError(f"v_min={v_min!r}, v_max={v_max!r} are invalid: need v_min < v_max.")
+    if not noisy_sigma0 > 0:
+        raise ValueError(f"noisy_sigma0={noisy_sigma0!r} is invalid: must be > 0.")
 
 
 def portable_arrays(network: nn.Module, params: Any) -> dict[str, jax.Array]:
@@ -234,7 +355,9 @@ def portable_arrays(network: nn.Module, params: Any) -> dict[str, jax.Array]:
 
     ``conv_kernel/bias`` (CNN), ``conv_<j>_kernel/bias`` (Nature CNN),
     ``hidden_<i>_kernel/bias``, ``hidden_<i>_norm_scale/bias`` (layer norm), then
-    ``value_*`` and ``advantage_*`` (dueling) or ``head_*``.
+    ``value_*`` and ``advantage_*`` (dueling) or ``head_*``. A distributional head's
+    outputs are ``num_actions * num_atoms`` logits, action-major. A noisy layer gives its
+    mean weights (its σs are left out): the policy of greedy evaluation.
 
     Raises:
       ValueError: if the params' layers are not the network's.
@@ -255,7 +378,12 @@ def portable_arrays(network: nn.Module, params: Any) -> dict[str, jax.Array]:
     for layer, portable in names.items():
         if portable is None:  # the dueling head: its value and advantage layers
             for part in ("value", "advantage"):
-                arrays |= {f"{part}_{k}": v for k, v in layers[layer][part].items()}
+                arrays |= _mean_weights(part, layers[layer][part])
         else:
-            arrays |= {f"{portable}_{k}": v for k, v in layers[layer].items()}
+            arrays |= _mean_weights(portable, layers[layer])
     return arrays
+
+
+def _mean_weights(portable: str, layer: dict) -> dict[str, jax.Array]:
+    """A layer's arrays under ``<portable>_<name>``, without a noisy layer's σs."""
+    return {f"{portable}_{k}": v for k, v in layer.items() if not k.endswith("_sigma")}

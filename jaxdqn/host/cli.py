@@ -24,6 +24,8 @@ _COMPILING = ("train", "sweep", "probe", "eval", "render")
 _MULTI_PROCESS = ("train", "sweep")
 
 _DEFAULTS = {"env": "CartPole-v1", "seeds": 8, "seed": 0}
+# jaxdqn.presets.PRESET_VARIANTS, named here without importing JAX.
+PRESET_VARIANTS = ("dqn", "rainbow")
 
 
 def _whole(text: str) -> int:
@@ -105,6 +107,7 @@ def _add_train_command(commands) -> None:
         default=d["env"],
         help="env id (jaxdqn list envs), suite/Id, or import path package.module:Name",
     )
+    _add_preset_option(train)
     train.add_argument(
         "--config",
         metavar="CONFIG_JSON",
@@ -175,6 +178,16 @@ def _add_train_command(commands) -> None:
     _add_process_options(train)
     _add_jax_options(train)
     train.set_defaults(command="train")
+
+
+def _add_preset_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--preset",
+        choices=PRESET_VARIANTS,
+        default="dqn",
+        help="which of the env's presets: DQN, or Rainbow (C51, noisy nets, prioritized "
+        "n-step replay, dueling, Double; jaxdqn list presets)",
+    )
 
 
 def _add_process_options(command: argparse.ArgumentParser) -> None:
@@ -275,6 +288,7 @@ def _add_sweep_command(commands) -> None:
         "folder per setting, sweep.json and a plot",
     )
     sweep.add_argument("--env", default=_DEFAULTS["env"], help="env id, as for train")
+    _add_preset_option(sweep)
     sweep.add_argument("--config", metavar="CONFIG_JSON", default=None, help="start from this")
     sweep.add_argument(
         "--env-param", action="append", default=[], metavar="NAME=VALUE", help="as for train"
@@ -323,6 +337,7 @@ def _add_doctor_probe_commands(commands) -> None:
         help="check a configuration's learner on probe envs with known Q-values",
     )
     probe.add_argument("--env", default=_DEFAULTS["env"], help="whose preset to probe")
+    _add_preset_option(probe)
     probe.add_argument("--config", metavar="CONFIG_JSON", default=None, help="probe this config")
     probe.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a field"

@@ -197,8 +197,8 @@ def _sweep_settings(args: argparse.Namespace) -> tuple[list, list[str]]:
     Raises:
       ValueError: naming what is wrong, before anything compiles.
     """
-    if args.config is not None and "--env" in args.given_flags:
-        raise ValueError("--config and --env both choose the env; give one.")
+    if args.config is not None and {"--env", "--preset"} & args.given_flags:
+        raise ValueError("--config and --env/--preset both choose the config; give one.")
     fixed, axes = [], []
     for text in args.set:
         (axes if is_swept(text) else fixed).append(text)
@@ -210,7 +210,9 @@ def _sweep_settings(args: argparse.Namespace) -> tuple[list, list[str]]:
     both = {split_values(t)[0] for t in fixed} & {split_values(t)[0] for t in axes}
     if both:
         raise ValueError(f"--set {', '.join(sorted(both))} is both fixed and swept; give one.")
-    base = driver.build_config(args.env, args.total_timesteps, fixed, args.env_param, args.config)
+    base = driver.build_config(
+        args.env, args.total_timesteps, fixed, args.env_param, args.config, args.preset
+    )
     settings = make_settings(base, axes, args.samples, args.sample_seed)
     if len(settings) * args.seeds > MAX_SEEDS:
         raise ValueError(
@@ -263,9 +265,9 @@ def probe_command(args: argparse.Namespace) -> int:
     """``jaxdqn probe``: a configuration's learner on the probe envs; exit code 1 if any
     probe fails."""
     try:
-        if args.config is not None and "--env" in args.given_flags:
-            raise ValueError("--config and --env both choose the config; give one.")
-        config = driver.build_config(args.env, None, args.set, [], args.config)
+        if args.config is not None and {"--env", "--preset"} & args.given_flags:
+            raise ValueError("--config and --env/--preset both choose the config; give one.")
+        config = driver.build_config(args.env, None, args.set, [], args.config, args.preset)
         steps = PROBE_STEPS if args.total_timesteps is None else args.total_timesteps
         print(
             f"probing the learner of {args.config or args.env}: {args.seeds} seeds x "
@@ -328,12 +330,12 @@ def _start_or_resume(args: argparse.Namespace, group: ProcessGroup) -> driver.Ru
             f"--seed {args.seed} --seeds {args.seeds:,} is invalid: seeds are keys "
             "jax.random.key(s) with 0 <= s < 2**32 (a larger s would repeat a smaller one)."
         )
-    if args.config is not None and "--env" in args.given_flags:
-        raise ValueError("--config and --env both choose the env; give one.")
+    if args.config is not None and {"--env", "--preset"} & args.given_flags:
+        raise ValueError("--config and --env/--preset both choose the config; give one.")
     config = driver.build_config(
-        args.env, args.total_timesteps, args.set, args.env_param, args.config
+        args.env, args.total_timesteps, args.set, args.env_param, args.config, args.preset
     )
-    _print_scaling(args.env, args.set, config, args.config)
+    _print_scaling(args, config)
     seeds = list(range(args.seed, args.seed + args.seeds))
     return driver.start_run(config, seeds, args.out, group)
 
@@ -359,9 +361,12 @@ def _interrupted(run: driver.Run, new_run: bool) -> str:
     return f"\njaxdqn: interrupted; {run.run_dir} is as it was."
 
 
-def _print_scaling(env_id: str, overrides: list[str], config, config_file) -> None:
+def _print_scaling(args: argparse.Namespace, config) -> None:
     """One line naming the schedules scaled to a budget other than the base's."""
-    preset_total, changed = driver.scaled_schedules(env_id, overrides, config, config_file)
+    config_file = args.config
+    preset_total, changed = driver.scaled_schedules(
+        args.env, args.set, config, config_file, args.preset
+    )
     if changed:
         listed = ", ".join(
             f"{name} {_number(a)} -> {_number(b)}" for name, (a, b) in changed.items()
@@ -590,14 +595,16 @@ def render_command(args: argparse.Namespace) -> int:
 def list_command(args: argparse.Namespace) -> int:
     """``jaxdqn list presets|envs|fields``: what can be chosen, one per line."""
     if args.what == "presets":
-        from jaxdqn.presets import SOLVED_RETURN, get_preset
+        from jaxdqn.presets import PRESET_VARIANTS, SOLVED_RETURN, get_preset, preset_ids
 
-        for env_id in driver.PRESET_IDS:
-            solved = SOLVED_RETURN.get(env_id)
-            print(
-                f"{env_id:<24} {get_preset(env_id).total_timesteps:>11,} env steps"
-                + (f"   solved at a greedy return >= {solved:g}" if solved is not None else "")
-            )
+        for variant in PRESET_VARIANTS:
+            for env_id in preset_ids(variant):
+                solved = SOLVED_RETURN.get(env_id)
+                steps = get_preset(env_id, variant).total_timesteps
+                print(
+                    f"{env_id:<24} --preset {variant:<8} {steps:>11,} env steps"
+                    + (f"   solved at a greedy return >= {solved:g}" if solved is not None else "")
+                )
     elif args.what == "envs":
         from jaxdqn.envs import ENV_IDS, SUITES
 
@@ -648,6 +655,7 @@ MAX_SEEDS = 65_536  # seeds one run trains; more are split over runs
 # Flags that choose a new run's config and seeds; --resume refuses them.
 _RUN_FLAGS = (
     "--env",
+    "--preset",
     "--config",
     "--seeds",
     "--seed",

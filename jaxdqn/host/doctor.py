@@ -282,7 +282,7 @@ def _random_level(rows: _Rows) -> np.ndarray:
     shape = rows.metrics["env_steps"].shape[:1]
     if rows.random_return is not None:
         return np.broadcast_to(rows.random_return, shape).astype(np.float64)
-    if rows.config.exploration != "epsilon_greedy":
+    if rows.config.resolved_exploration() != "epsilon_greedy":
         return np.full(shape, np.nan)
     random = (rows.get("updates") == 0) & (rows.get("exploration") >= RANDOM_EPSILON)
     return _nanmean(np.where(random, rows.get("episode_return"), np.nan))
@@ -322,7 +322,7 @@ def _no_improvement(rows: _Rows) -> Finding | None:
 
 def _exploration_ends_early(rows: _Rows) -> Finding | None:
     config = rows.config
-    if config.exploration_schedule == "constant":
+    if config.exploration_schedule == "constant" or config.resolved_exploration() == "none":
         return None
     floor = config.exploration_end
     exploration = rows.get("exploration")
@@ -560,7 +560,7 @@ def diagnose_run(run_dir: str | Path) -> list[Finding]:
 def _logs_random_play(metrics: Mapping[str, np.ndarray], config: DQNConfig) -> bool:
     """Whether every seed's rows hold a window before learning played at ε >=
     :data:`RANDOM_EPSILON` (what :func:`diagnose` reads as the random policy's level)."""
-    if config.exploration != "epsilon_greedy":
+    if config.resolved_exploration() != "epsilon_greedy":
         return False
     random = (metrics["updates"] == 0) & (metrics["exploration"] >= RANDOM_EPSILON)
     played = random & ~np.isnan(metrics["episode_return"])

@@ -160,25 +160,31 @@ def build_config(
     overrides: list[str],
     env_params: list[str] = (),
     config_file: str | Path | None = None,
+    preset: str = "dqn",
 ) -> DQNConfig:
-    """The preset of ``env_id`` (or the defaults for an env without one; or the config of
-    ``config_file``, a ``config.json``) with ``FIELD=VALUE`` overrides
+    """The ``preset`` variant of ``env_id``'s preset (:data:`jaxdqn.presets.PRESET_VARIANTS`;
+    the defaults for an env without a DQN preset; or the config of ``config_file``, a
+    ``config.json``) with ``FIELD=VALUE`` overrides
     (:func:`parse_override`), ``NAME=VALUE`` env parameters (values parsed as JSON, else
     kept as strings) and, if given, ``total_timesteps``. A budget other than the base's
     scales the schedules the overrides do not set (:func:`jaxdqn.budget.scale_schedules`;
     :func:`scaled_schedules` lists them)."""
-    base, fields, keep = _config_fields(env_id, overrides, env_params, config_file)
+    base, fields, keep = _config_fields(env_id, overrides, env_params, config_file, preset)
     total = total_timesteps if total_timesteps is not None else fields["total_timesteps"]
     fields["total_timesteps"] = total
     return DQNConfig(**scale_schedules(fields, base.total_timesteps, keep))
 
 
 def scaled_schedules(
-    env_id: str, overrides: list[str], config: DQNConfig, config_file: str | Path | None = None
+    env_id: str,
+    overrides: list[str],
+    config: DQNConfig,
+    config_file: str | Path | None = None,
+    preset: str = "dqn",
 ) -> tuple[int, dict[str, tuple[Any, Any]]]:
     """What :func:`build_config` scaled: the base's budget and ``{field: (base's value,
     config's value)}`` for each schedule it changed."""
-    base, fields, _ = _config_fields(env_id, overrides, (), config_file)
+    base, fields, _ = _config_fields(env_id, overrides, (), config_file, preset)
     changed = {
         name: (fields[name], getattr(config, name))
         for name in SCALED_FIELDS
@@ -188,7 +194,11 @@ def scaled_schedules(
 
 
 def _config_fields(
-    env_id: str, overrides: list[str], env_params: list[str], config_file: str | Path | None
+    env_id: str,
+    overrides: list[str],
+    env_params: list[str],
+    config_file: str | Path | None,
+    preset: str = "dqn",
 ) -> tuple[DQNConfig, dict[str, Any], set[str]]:
     """The base config (``config_file``'s, else ``env_id``'s preset or defaults), its
     fields with the overrides applied (not yet validated), and the names of the fields the
@@ -198,8 +208,8 @@ def _config_fields(
             base = read_config(config_file)
         except (OSError, TypeError, ValueError) as error:
             raise ValueError(f"--config {config_file}: {type(error).__name__}: {error}") from None
-    elif env_id in PRESET_IDS:
-        base = get_preset(env_id)
+    elif preset != "dqn" or env_id in PRESET_IDS:
+        base = get_preset(env_id, preset)
     else:
         base = DQNConfig(env_id=env_id)
     changes, errors = {}, []

@@ -48,7 +48,7 @@ def export_policy(
     network = q_network_for(config, spec)
     arrays = portable_arrays(network, params)
     metadata = {
-        "format": FORMATS[1] if config.layer_norm else FORMATS[0],
+        "format": FORMATS[2 if config.distributional else 1 if config.layer_norm else 0],
         "env_id": config.env_id,
         "obs_shape": list(spec.obs_shape),
         "obs_dtype": np.dtype(spec.obs_dtype).name,
@@ -58,6 +58,7 @@ def export_policy(
         "activation": config.activation,
         "dueling": config.dueling,
         "layer_norm": config.layer_norm,
+        **_support(config),
         "seed": seed,
         "jaxdqn_version": jaxdqn.__version__,
     }
@@ -75,3 +76,10 @@ def _network_name(network) -> str:
     if isinstance(network, CNNQNetwork):
         return "cnn"
     return "nature_cnn" if isinstance(network, NatureCNNQNetwork) else "mlp"
+
+
+def _support(config) -> dict:
+    """The atoms of a distributional head (metadata ``num_atoms``, ``v_min``, ``v_max``)."""
+    if not config.distributional:
+        return {}
+    return {"num_atoms": config.num_atoms, "v_min": config.v_min, "v_max": config.v_max}

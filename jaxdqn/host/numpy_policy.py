@@ -17,7 +17,11 @@ actions, network, activation, dueling, layer_norm), for a CNN ``conv_kernel``
 (with ``layer_norm``, then normalised over features with ``hidden_<i>_norm_scale`` /
 ``hidden_<i>_norm_bias``, ε = 1e-6, before the activation) and either ``head_kernel`` /
 ``head_bias`` or the dueling pair ``value_*`` and ``advantage_*``. Dense kernels are
-``[inputs, outputs]``: ``y = x @ kernel + bias``.
+``[inputs, outputs]``: ``y = x @ kernel + bias``. A distributional (C51) network has
+``num_atoms``, ``v_min`` and ``v_max`` in its metadata: its head gives ``num_atoms``
+logits per action (action-major; dueling combines them atom by atom), and the Q-values are
+the means of their softmax over ``num_atoms`` evenly spaced atoms from ``v_min`` to
+``v_max``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import math
 
 import numpy as np
 
-# v2 adds layer norm; a file without it is written as v1, so older readers still load it.
-FORMATS = ("jaxdqn-policy-v1", "jaxdqn-policy-v2")
+# v2 adds layer norm and v3 distributional heads; a file without them is written as the
+# oldest format that holds it, so older readers still load it.
+FORMATS = ("jaxdqn-policy-v1", "jaxdqn-policy-v2", "jaxdqn-policy-v3")
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:  # the tanh approximation, as flax.linen.gelu
@@ -94,11 +99,22 @@ class NumpyQPolicy:
                 x = (x - mean) / np.sqrt(variance + 1e-6)
                 x = x * a[f"hidden_{i}_norm_scale"] + a[f"hidden_{i}_norm_bias"]
             x = self._activation(x)
+        return self._head(x)
+
+    def _head(self, x: np.ndarray) -> np.ndarray:
+        a, atoms = self._arrays, int(self.metadata.get("num_atoms", 1))
+        shape = (x.shape[0], self.num_actions, atoms)
         if self.metadata["dueling"]:
-            value = x @ a["value_kernel"] + a["value_bias"]
-            advantage = x @ a["advantage_kernel"] + a["advantage_bias"]
-            return value + advantage - advantage.mean(axis=-1, keepdims=True)
-        return x @ a["head_kernel"] + a["head_bias"]
+            value = (x @ a["value_kernel"] + a["value_bias"])[:, None, :]
+            advantage = (x @ a["advantage_kernel"] + a["advantage_bias"]).reshape(shape)
+            out = value + advantage - advantage.mean(axis=1, keepdims=True)
+        else:
+            out = (x @ a["head_kernel"] + a["head_bias"]).reshape(shape)
+        if atoms == 1:
+            return out[..., 0]
+        exp = np.exp(out - out.max(axis=-1, keepdims=True))
+        support = np.linspace(self.metadata["v_min"], self.metadata["v_max"], atoms)
+        return (exp / exp.sum(axis=-1, keepdims=True) * support).sum(-1).astype(np.float32)
 
     def act(self, obs: np.ndarray) -> int:
         """The greedy action (lowest index on ties) for one observation ``[*obs_shape]``."""

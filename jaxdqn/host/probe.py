@@ -22,6 +22,7 @@ from jaxdqn.envs.probes import PROBE_IDS, probe_observations, probe_of, probe_q_
 
 PROBE_STEPS = 10_000  # env steps per probe run
 TOLERANCE = 0.1  # largest |Q - Q*| that passes; every |Q*| of a probe is at most 1
+PROBE_SUPPORT = (-2.0, 2.0)  # a distributional head's atoms on the probes: holds every Q*
 
 
 class ProbeResult(NamedTuple):
@@ -37,11 +38,20 @@ class ProbeResult(NamedTuple):
 
 def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNConfig:
     """``config`` on the probe ``env_id``: the same learner, the schedules scaled to
-    ``total_timesteps``, an MLP where it had a CNN (probes observe one number), no
-    env params of its own env, and no mid-run log points beyond the automatic ones."""
-    network = "mlp" if config.network == "cnn" else config.network
+    ``total_timesteps``, an MLP where it had a CNN (probes observe one number), a
+    distributional head's atoms spread over :data:`PROBE_SUPPORT` (the probes' values, not
+    its own env's), no env params of its own env, and no mid-run log points beyond the
+    automatic ones."""
+    network = "mlp" if config.network in ("cnn", "nature_cnn") else config.network
+    v_min, v_max = PROBE_SUPPORT if config.distributional else (config.v_min, config.v_max)
     moved = dataclasses.replace(
-        config, env_id=env_id, env_params=(), network=network, log_interval=None
+        config,
+        env_id=env_id,
+        env_params=(),
+        network=network,
+        log_interval=None,
+        v_min=v_min,
+        v_max=v_max,
     )
     return moved.with_budget(total_timesteps)
 
