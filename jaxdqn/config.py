@@ -146,8 +146,10 @@ class DQNConfig:
         distributions' means; returns outside the support are clipped to it, so choose
         it to hold every discounted return of the env.
       num_atoms: atoms per action, an integer in [2, 1001] (51 in the paper).
-      v_min: the low end of the atoms' support (finite, below ``v_max``).
-      v_max: the high end of the atoms' support (finite, above ``v_min``).
+      v_min: the low end of the atoms' support (finite; below ``v_max`` when
+        ``distributional``).
+      v_max: the high end of the atoms' support (finite; above ``v_min`` when
+        ``distributional``).
       noisy: noisy nets (Fortunato et al. 2018): every dense layer has factorised
         Gaussian noise on its weights with learned scales, drawn anew at every acting
         step and for each of an update's forward passes; evaluation and export use the
@@ -561,7 +563,7 @@ def _relation_problems(cfg: DQNConfig) -> list[tuple[str, object, str]]:
          "target_update_period", cfg.target_update_period,
          f"must be <= the run's {cfg.total_updates()} gradient updates, or the target "
          "network is never synced and every target comes from the initial network"),
-        (cfg.v_min >= cfg.v_max, "v_max", cfg.v_max,
+        (cfg.distributional and cfg.v_min >= cfg.v_max, "v_max", cfg.v_max,
          f"must be > v_min={cfg.v_min}: the atoms' support is [v_min, v_max]"),
         (cfg.log_interval is not None
          and bool(cfg.log_interval % cycle or total % cfg.log_interval),

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdqn.core.exploration import EXPLORATIONS, SCHEDULES, exploration_value, select_action
-from jaxdqn.core.networks import NOISE_RNG
+from jaxdqn.core.networks import apply_q, is_noisy
 from jaxdqn.core.types import Transition, check_int
 from jaxdqn.envs import BoundEnv, is_batched, open_envs
 
@@ -173,10 +173,8 @@ def _act(parts: _ActorParts, key, state: ActorState, params, env_steps, episodes
         value = jnp.zeros(n, jnp.float32)
     else:
         value = exploration_value(parts.schedule, count, hparams)
-    rngs = None
-    if getattr(parts.q_network, "noisy", False):
-        rngs = {NOISE_RNG: jax.random.fold_in(key, ACTING_NOISE_STREAM)}
-    q_values = parts.q_network.apply(params, state.obs, rngs=rngs)
+    noise_key = jax.random.fold_in(key, ACTING_NOISE_STREAM) if is_noisy(parts.q_network) else None
+    q_values = apply_q(parts.q_network, params, state.obs, noise_key)
     choose = jax.vmap(partial(select_action, parts.exploration))  # a None mask maps to None
     mask = legal_actions(parts.bound, state.env_state)
     return choose(jax.random.split(key, n), q_values, value, mask), value

@@ -28,7 +28,14 @@ from jaxdqn.core.diagnostics import (
     tree_is_finite,
 )
 from jaxdqn.core.lockstep import any_in_vmap
-from jaxdqn.core.networks import HIDDEN_COLLECTION, HIDDEN_NAME, NOISE_RNG, support
+from jaxdqn.core.networks import (
+    HIDDEN_COLLECTION,
+    HIDDEN_NAME,
+    apply_q,
+    is_distributional,
+    is_noisy,
+    support,
+)
 from jaxdqn.core.types import Batch, check_int
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -228,10 +235,10 @@ def td_errors(
       ``(td [B], q_taken [B])``; gradients flow only through ``q_taken``.
     """
     key_online, key_target, key_select = _noise_keys(key)
-    q_tm1 = _apply(q_network, params, batch.obs, key_online) if q_tm1 is None else q_tm1
-    q_t_value = _apply(q_network, target_params, batch.next_obs, key_target)
+    q_tm1 = apply_q(q_network, params, batch.obs, key_online) if q_tm1 is None else q_tm1
+    q_t_value = apply_q(q_network, target_params, batch.next_obs, key_target)
     if double_q:
-        q_t_selector = _apply(q_network, params, batch.next_obs, key_select)
+        q_t_selector = apply_q(q_network, params, batch.next_obs, key_select)
         td = jax.vmap(losses.double_q_learning)(
             q_tm1, batch.action, batch.reward, batch.discount, q_t_value, q_t_selector
         )
@@ -251,7 +258,7 @@ def categorical_td_errors(
     *,
     double_q: bool,
     key: jax.Array | None = None,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """C51's per-row loss of a batch, its priority, and the TD errors of the means.
 
     Args:
@@ -271,9 +278,9 @@ def categorical_td_errors(
       actions taken.
     """
     key_online, key_target, key_select = _noise_keys(key)
-    q_tm1, logits_tm1 = _apply(q_network, params, batch.obs, key_online, return_logits=True)
-    q_t, logits_t = _apply(q_network, target_params, batch.next_obs, key_target, True)
-    selector = _apply(q_network, params, batch.next_obs, key_select) if double_q else q_t
+    q_tm1, logits_tm1 = apply_q(q_network, params, batch.obs, key_online, return_logits=True)
+    q_t, logits_t = apply_q(q_network, target_params, batch.next_obs, key_target, True)
+    selector = apply_q(q_network, params, batch.next_obs, key_select) if double_q else q_t
     atoms = support(q_network)
     targets = jax.vmap(losses.categorical_target, in_axes=(None, 0, 0, None, 0, 0))(
         atoms, batch.reward, batch.discount, atoms, logits_t, selector
@@ -291,19 +298,6 @@ def categorical_td_errors(
 def _noise_keys(key: jax.Array | None) -> tuple:
     """Three noise keys (online, target, selector passes), or three ``None``."""
     return (None,) * 3 if key is None else tuple(jax.random.split(key, 3))
-
-
-def _apply(q_network: nn.Module, params: Any, obs: jax.Array, key, return_logits=False):
-    """The network on ``obs``, with noise from ``key`` (``None``: the mean weights)."""
-    rngs = None if key is None else {NOISE_RNG: key}
-    if return_logits:
-        return q_network.apply(params, obs, return_logits=True, rngs=rngs)
-    return q_network.apply(params, obs, rngs=rngs)
-
-
-def is_distributional(q_network: nn.Module) -> bool:
-    """Whether ``q_network`` has a distributional (C51) head."""
-    return getattr(q_network, "num_atoms", 1) > 1
 
 
 def make_learner(
@@ -353,7 +347,7 @@ def make_learner(
         inspect_names=InspectSignals._fields if inspect else (),
         stat_max=MAX_STATS,
         greedy_actions=partial(_greedy_actions, parts),
-        takes_key=bool(getattr(q_network, "noisy", False)),
+        takes_key=is_noisy(q_network),
     )
 
 

@@ -196,6 +196,32 @@ class QNetwork(nn.Module):
         return jnp.sum(jax.nn.softmax(logits) * support(self), axis=-1), logits
 
 
+def apply_q(
+    network: nn.Module,
+    params: Any,
+    obs: jax.Array,
+    noise_key: jax.Array | None = None,
+    return_logits: bool = False,
+):
+    """``network`` on ``obs`` ``[B, ...]``: Q-values ``[B, A]`` (with ``return_logits``,
+    ``(q_values, logits [B, A, num_atoms])``), a noisy network's noise drawn from
+    ``noise_key`` (``None``: its mean weights)."""
+    rngs = None if noise_key is None else {NOISE_RNG: noise_key}
+    if return_logits:
+        return network.apply(params, obs, return_logits=True, rngs=rngs)
+    return network.apply(params, obs, rngs=rngs)
+
+
+def is_noisy(network: nn.Module) -> bool:
+    """Whether ``network`` has noisy layers (and so draws noise when given a key)."""
+    return bool(getattr(network, "noisy", False))
+
+
+def is_distributional(network: nn.Module) -> bool:
+    """Whether ``network`` has a distributional (C51) head."""
+    return getattr(network, "num_atoms", 1) > 1
+
+
 def support(network: QNetwork) -> jax.Array:
     """The atoms of a distributional network's return distributions, float32
     ``[num_atoms]``: ``num_atoms`` evenly spaced values from ``v_min`` to ``v_max``."""
