@@ -338,7 +338,7 @@ def main() -> None:
     args = parser.parse_args()
     reference, preset = REFERENCE_SETUP, jaxdqn.get_preset("CartPole-v1")
     if args.smoke:
-        args.num_envs, args.seeds, args.grid_steps, args.repeats = [1, 8], [2], 512, 1
+        args.num_envs, args.seeds, args.grid_steps, args.repeats = [8], [2], 512, 1
         args.long_repeats = 1
         args.reference_seeds = args.preset_seeds = [2]
         small = {"total_timesteps": 2_000, "learning_starts": 1_000, "buffer_size": 2_000,

@@ -119,6 +119,25 @@ def test_wandb_offline_run_holds_the_rows(tmp_path, monkeypatch):
         WandbWriter(tmp_path, SEEDS, DQNConfig(), "p", mode="cloud")
 
 
+def test_wandb_mode_from_the_environment_holds_after_an_earlier_run(tmp_path, monkeypatch):
+    """W&B keeps the settings of a process's first run; ``WANDB_MODE`` set later still
+    decides a later run's mode (else it would go online and ask for an API key)."""
+    pytest.importorskip("wandb", reason="the wandb extra is not installed")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    from jaxdqn import DQNConfig
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        WandbWriter(tmp_path / "first", SEEDS, DQNConfig(), "jaxdqn-tests", "offline").close()
+        monkeypatch.setenv("WANDB_MODE", "offline")
+        writer = WandbWriter(tmp_path / "second", SEEDS, DQNConfig(), "jaxdqn-tests")
+        writer.write(ROWS)
+        writer.close()
+    history, _ = read_wandb(tmp_path / "second")
+    assert [row["env_steps"] for row in history] == [step for step, _ in EXPECTED]
+
+
 def test_cli_writes_every_metric_to_tensorboard_and_wandb(tmp_path, monkeypatch):
     pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed")
     pytest.importorskip("wandb", reason="the wandb extra is not installed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -126,7 +127,8 @@ class WandbWriter:
       config: the run's :class:`jaxdqn.DQNConfig` (logged as the W&B config).
       project: the W&B project.
       mode: ``"online"``, ``"offline"`` (sync later with ``wandb sync``) or ``None`` for
-        W&B's own choice (the ``WANDB_MODE`` environment variable, else online).
+        the ``WANDB_MODE`` environment variable (read at every call, also after an earlier
+        W&B run of the same process), else W&B's default (online).
 
     Raises:
       ValueError: wandb is not installed, or ``mode`` is not one of those.
@@ -161,7 +163,7 @@ class WandbWriter:
                 name=run_dir.name,
                 id=re.sub(r"[^A-Za-z0-9_-]", "-", run_dir.name)[-64:],
                 resume="allow",
-                mode=mode,
+                mode=mode or os.environ.get("WANDB_MODE"),
                 config={**json.loads(json.dumps(dataclasses.asdict(config))), "seeds": seeds},
             )
         self._run.define_metric("env_steps")
