@@ -63,8 +63,8 @@ def test_chain_walk_preset_learns_q_star_through_truncation():
 # target does (the README's "Results" has the measured returns). C51 (51 atoms on
 # [0, 200]) and noisy nets on the CartPole preset must solve every seed too. Noisy nets
 # keep the preset's ε-greedy: by their own noise alone, some seeds' training returns stay
-# near 130 for the whole budget. Their updates cost two to three times the DQN preset's
-# on a CPU, so both are heavy (`pytest -m heavy`).
+# near 130 for the whole budget. Their updates cost more than the DQN preset's on a CPU,
+# so both are heavy (`pytest -m heavy`).
 C51 = {"distributional": True, "num_atoms": 51, "v_min": 0.0, "v_max": 200.0}
 NOISY = {"noisy": True, "exploration": "epsilon_greedy"}
 
