@@ -45,9 +45,12 @@ def learning_curve(
     threshold: float | None,
     overrides=(),
     key: int = 0,
+    deadline: float | None = None,
 ):
     """Trains ``seeds`` seeds of ``config`` (keys ``split(key(key), seeds)``) in ``evals``
-    chunks with greedy evaluations."""
+    chunks with greedy evaluations. With ``deadline`` (a ``time.monotonic()`` value) the
+    run stops at the first evaluation point reached after it: the result is then the first
+    ``env_steps[-1]`` steps of ``config``'s run, with ``stopped_early`` set."""
     points = config.num_log_points()
     if points % evals:
         raise ValueError(f"--evals={evals} must divide the {points} log points of the run.")
@@ -79,6 +82,8 @@ def learning_curve(
         steps.append(int(np.asarray(state.env_steps)[0]))
         wall.append(train_s)
         returns.append(greedy.tolist())
+        if deadline is not None and time.monotonic() > deadline:
+            break
     returns = np.array(returns)  # [evals, seeds]
     mean, low, high = mean_interval(returns.T)
     solved_at = None
@@ -101,6 +106,7 @@ def learning_curve(
         "threshold": threshold,
         "compile_s": compile_s,
         "env_steps": steps,
+        "stopped_early": steps[-1] < config.total_timesteps,
         "wall_s": wall,
         "greedy_return_per_seed": returns.tolist(),
         "mean": mean.tolist(),

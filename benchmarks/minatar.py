@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def running_statistic(training: dict, episodes: int = LAST_EPISODES) -> np.ndarr
     return np.stack(rows, axis=1)
 
 
-def measure(game: str, preset: str, total: int, seeds: int, evals: int, episodes: int, smoke):
+def measure(game, preset, total, seeds, evals, episodes, smoke, deadline=None):
     config = jaxdqn.get_preset(f"{game}-MinAtar", preset)
     if smoke:
         config = dataclasses.replace(
@@ -69,7 +70,9 @@ def measure(game: str, preset: str, total: int, seeds: int, evals: int, episodes
         )  # fmt: skip
     else:
         config = config.with_budget(total, keep=KEPT)
-    result = learning_curve(config, seeds, evals, episodes, None, [f"preset={preset}"])
+    result = learning_curve(
+        config, seeds, evals, episodes, None, [f"preset={preset}"], deadline=deadline
+    )
     curve = running_statistic(result["training"])
     result |= {
         "game": game,
@@ -116,9 +119,17 @@ def main() -> None:
     parser.add_argument("--total-timesteps", type=int, default=1_000_000)
     parser.add_argument("--evals", type=int, default=10, help="greedy evaluation points")
     parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument(
+        "--deadline-s",
+        type=float,
+        default=None,
+        help="seconds from the start after which every run stops at its next evaluation "
+        "point (a time-boxed machine); the table names the env steps each run reached",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
+    deadline = None if args.deadline_s is None else time.monotonic() + args.deadline_s
     out = RESULTS if args.out is None else Path(args.out)
     if args.smoke:
         args.games, args.presets, args.seeds = args.games[:1], ["rainbow"], 2
@@ -129,13 +140,13 @@ def main() -> None:
         for preset in args.presets:
             results.append(
                 measure(game, preset, args.total_timesteps, args.seeds, args.evals,
-                        args.eval_episodes, args.smoke)
+                        args.eval_episodes, args.smoke, deadline)
             )  # fmt: skip
     rows = [
         {
             "game": r["game"],
             "preset": r["preset"],
-            "budget": f"{args.total_timesteps:,}",
+            "budget": f"{r['env_steps'][-1]:,}",
             "seeds": r["seeds"],
             "train": float(np.mean(r["last_100_training_return"])),
             "greedy": float(np.mean(r["greedy_return_per_seed"][-1])),

@@ -301,7 +301,7 @@ def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = No
     return row
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="*", default=[1, 8, 64, 512])
     parser.add_argument(
@@ -336,36 +336,16 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
-    reference, preset = REFERENCE_SETUP, jaxdqn.get_preset("CartPole-v1")
     if args.smoke:
         args.num_envs, args.seeds, args.grid_steps, args.repeats = [8], [2], 512, 1
         args.long_repeats = 1
         args.reference_seeds = args.preset_seeds = [2]
-        small = {"total_timesteps": 2_000, "learning_starts": 1_000, "buffer_size": 2_000,
-                 "exploration_steps": 1_000, "target_update_period": 20,
-                 "log_interval": None}  # fmt: skip
-        reference = dataclasses.replace(reference, **small)
-        preset = dataclasses.replace(preset, **{**small, "total_timesteps": 2_000})
-    rows = []
-    for num_envs in args.num_envs:
-        for seeds in args.seeds:
-            rows.append(
-                measure("grid", grid_config(num_envs, args.grid_steps), seeds, args.repeats)
-            )
-    long = args.long_repeats
-    peers = {}
-    if args.peer_purejaxrl is not None:
-        peers["peer"] = peer_train(args.peer_purejaxrl, reference)
-        if args.peer_keys_kept:
-            peers["peer_keys_kept"] = peer_train(args.peer_purejaxrl, reference, True)
-    rows += [measure("reference setup", reference, s, long, peers) for s in args.reference_seeds]
-    rows += [measure("CartPole preset", preset, s, long) for s in args.preset_seeds]
-    by_process = []
-    if args.processes:
-        seeds = args.reference_seeds[0]
-        by_process = process_rows("reference setup", reference, seeds, long, args.processes)
+    return args
+
+
+def print_rows(rows: list[dict], peers: dict, by_process: list[dict], repeats: int) -> None:
     print(f"\ndevice {jax.devices()[0].device_kind}, jax {jax.__version__}, "
-          f"medians of {args.repeats} repeats")  # fmt: skip
+          f"medians of {repeats} repeats")  # fmt: skip
     print_table(
         rows,
         [
@@ -386,25 +366,51 @@ def main() -> None:
     )  # fmt: skip
     if by_process:
         print_table(by_process, PROCESS_COLUMNS)
-    write_results(
-        "throughput" + ("_smoke" if args.smoke else ""),
-        {
-            "settings": {
-                "grid_steps": args.grid_steps, "repeats": args.repeats,
-                "long_repeats": args.long_repeats,
-                "grid_base": dataclasses.asdict(grid_config(8, args.grid_steps)),
-                "reference_setup": dataclasses.asdict(reference),
-                "cartpole_preset": dataclasses.asdict(preset),
-                "peer": None if not peers else {
-                    "program": "purejaxrl/dqn.py", "checkout": args.peer_purejaxrl,
-                    "config": peer_config(reference), "programs": list(peers),
-                },
-            },
-            "rows": rows,
-            "process_rows": by_process,
+
+
+def main() -> None:
+    args = parse_args()
+    reference, preset = REFERENCE_SETUP, jaxdqn.get_preset("CartPole-v1")
+    if args.smoke:
+        small = {"total_timesteps": 2_000, "learning_starts": 1_000, "buffer_size": 2_000,
+                 "exploration_steps": 1_000, "target_update_period": 20,
+                 "log_interval": None}  # fmt: skip
+        reference = dataclasses.replace(reference, **small)
+        preset = dataclasses.replace(preset, **small)
+    peers = {}
+    if args.peer_purejaxrl is not None:
+        peers["peer"] = peer_train(args.peer_purejaxrl, reference)
+        if args.peer_keys_kept:
+            peers["peer_keys_kept"] = peer_train(args.peer_purejaxrl, reference, True)
+    settings = {
+        "grid_steps": args.grid_steps, "repeats": args.repeats,
+        "long_repeats": args.long_repeats,
+        "grid_base": dataclasses.asdict(grid_config(8, args.grid_steps)),
+        "reference_setup": dataclasses.asdict(reference),
+        "cartpole_preset": dataclasses.asdict(preset),
+        "peer": None if not peers else {
+            "program": "purejaxrl/dqn.py", "checkout": args.peer_purejaxrl,
+            "config": peer_config(reference), "programs": list(peers),
         },
-        out_dir=None if args.out is None else Path(args.out),
-    )  # fmt: skip
+    }  # fmt: skip
+    name = "throughput" + ("_smoke" if args.smoke else "")
+    out_dir = None if args.out is None else Path(args.out)
+    plan = [("grid", grid_config(n, args.grid_steps), s, args.repeats, None)
+            for n in args.num_envs for s in args.seeds]  # fmt: skip
+    plan += [("reference setup", reference, s, args.long_repeats, peers)
+             for s in args.reference_seeds]  # fmt: skip
+    plan += [("CartPole preset", preset, s, args.long_repeats, None) for s in args.preset_seeds]
+    rows, by_process = [], []
+    for row_name, config, seeds, repeats, row_peers in plan:
+        rows.append(measure(row_name, config, seeds, repeats, row_peers))
+        # Written after every row: a run stopped at a time limit keeps what it measured.
+        write_results(name, {"settings": settings, "rows": rows}, out_dir=out_dir)
+    if args.processes:
+        seeds, long = args.reference_seeds[0], args.long_repeats
+        by_process = process_rows("reference setup", reference, seeds, long, args.processes)
+        write_results(name, {"settings": settings, "rows": rows, "process_rows": by_process},
+                      out_dir=out_dir)  # fmt: skip
+    print_rows(rows, peers, by_process, args.repeats)
 
 
 if __name__ == "__main__":

@@ -26,3 +26,24 @@ def test_fit_refuses_bad_arguments_before_compiling(tmp_path, kwargs):
         driver.fit(run, **kwargs)
     assert not (run.run_dir / "checkpoints").exists()
     assert not list(run.run_dir.glob("metrics_seed*.jsonl"))
+
+
+def test_versions_of_a_source_checkout_without_install_metadata(monkeypatch):
+    # jaxdqn imported from a folder on PYTHONPATH has no distribution metadata: its
+    # __version__ stands in, as it does for any such package.
+    import importlib.metadata
+
+    import jax
+
+    import jaxdqn
+
+    installed = importlib.metadata.version
+
+    def without_jaxdqn(name):
+        if name == "jaxdqn":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", without_jaxdqn)
+    recorded = driver.versions()
+    assert recorded["jaxdqn"] == jaxdqn.__version__ and recorded["jax"] == jax.__version__

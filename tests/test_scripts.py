@@ -27,8 +27,12 @@ def run_script(*args: str) -> str:
     return result.stdout
 
 
-# The learning benchmark also runs a preset with an override, as its --set/--name allow.
-SMOKE_ARGS = {"learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--name", "duel"]}
+# Options some scripts' smoke runs also take: the learning benchmark runs a preset with
+# an override, as its --set/--name allow.
+SMOKE_ARGS = {
+    "learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--name", "duel"],
+    "minatar": ["--deadline-s", "0"],  # a time-boxed run stops at its first evaluation
+}
 
 
 @pytest.mark.parametrize(
@@ -65,6 +69,7 @@ def test_benchmark_smoke(script, tmp_path):
         (run,) = json.loads(result.read_text())["runs"]
         assert run["preset"] == "rainbow" and run["config"]["distributional"] is True
         assert len(run["last_100_training_return"]) == 2
+        assert run["stopped_early"] and run["env_steps"] == [1_024]  # of 2,048
     if script == "learning":
         (result,) = results
         assert result.name.startswith("learning_CartPole-v1_duel_smoke")

@@ -250,12 +250,21 @@ def _env_params(texts: list[str]) -> dict[str, Any]:
     return params
 
 
+def _version(package: str) -> str:
+    """``package``'s installed version; for one imported from a source folder without
+    install metadata (``PYTHONPATH``), its ``__version__``, else ``"unknown"``."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(importlib.import_module(package), "__version__", "unknown"))
+
+
 def versions() -> dict[str, str]:
     """Installed versions of the libraries a run depends on, and the device it used."""
     packages = ("jaxdqn", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "numpy")
     device = jax.local_devices()[0]
     return {
-        **{name: importlib.metadata.version(name) for name in packages},
+        **{name: _version(name) for name in packages},
         "python": platform.python_version(),
         "device": f"{device.platform}: {device.device_kind}",
         "device_count": str(jax.device_count()),
