@@ -170,3 +170,22 @@ def test_writers_without_their_package_are_refused_before_anything(tmp_path, cap
         err = capsys.readouterr().err
         assert f"needs the {package} package" in err and "pip install" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_wandb_run_folder_given_relative_after_a_change_of_directory(tmp_path, monkeypatch):
+    """W&B's service process starts with the first run and keeps its working directory:
+    a later run folder given relative to a new one (``runs/...`` after ``cd``) must still
+    get its files."""
+    pytest.importorskip("wandb", reason="the wandb extra is not installed")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    from jaxdqn import DQNConfig
+
+    (tmp_path / "elsewhere").mkdir()
+    with contextlib.redirect_stdout(io.StringIO()):
+        WandbWriter(tmp_path / "first", SEEDS, DQNConfig(), "jaxdqn-tests", "offline").close()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        writer = WandbWriter(Path("runs/second"), SEEDS, DQNConfig(), "jaxdqn-tests", "offline")
+        writer.write(ROWS)
+        writer.close()
+    history, _ = read_wandb(tmp_path / "elsewhere" / "runs" / "second")
+    assert [row["env_steps"] for row in history] == [step for step, _ in EXPECTED]

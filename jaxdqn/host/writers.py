@@ -154,7 +154,9 @@ class WandbWriter:
         self.require()
         import wandb
 
-        run_dir, self._seeds = Path(run_dir), list(seeds)
+        # Absolute: W&B's service process keeps the working directory of the process's
+        # first run, and would resolve a relative folder against that one.
+        run_dir, self._seeds = Path(run_dir).resolve(), list(seeds)
         with warnings.catch_warnings():  # wandb's own deprecations are not the user's
             warnings.simplefilter("ignore", DeprecationWarning)
             self._run = wandb.init(
