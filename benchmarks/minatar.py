@@ -9,6 +9,8 @@ the budget), so a 1M-step run is the first 1M steps of the paper's protocol.
 
     python benchmarks/minatar.py --total-timesteps 1000000 --seeds 3   # CPU: hours
     python benchmarks/minatar.py --games Breakout --presets rainbow --seeds 3
+    python benchmarks/minatar.py --games SpaceInvaders --presets rainbow --key 100 \
+        --set exploration=epsilon_greedy --name eps   # a tuning run on keys no table uses
     python benchmarks/minatar.py --smoke              # the Rainbow preset, seconds; CI
 
 Writes ``minatar_<budget>_<device>.json`` (every curve) and a PNG of the training
@@ -26,7 +28,7 @@ import numpy as np
 from common import RESULTS, device_slug, print_table, write_results
 from learning import learning_curve
 
-import jaxdqn
+from jaxdqn.host.driver import build_config
 
 GAMES = ("Breakout", "Asterix", "SpaceInvaders", "Freeway")
 # DQN in the MinAtar paper after 5M frames, read off its learning curves (30 seeds).
@@ -61,17 +63,18 @@ def running_statistic(training: dict, episodes: int = LAST_EPISODES) -> np.ndarr
     return np.stack(rows, axis=1)
 
 
-def measure(game, preset, total, seeds, evals, episodes, smoke, deadline=None):
-    config = jaxdqn.get_preset(f"{game}-MinAtar", preset)
+def measure(game, preset, total, seeds, evals, episodes, smoke, deadline=None, overrides=(), key=0):
+    config = build_config(f"{game}-MinAtar", None, list(overrides), preset=preset)
     if smoke:
         config = dataclasses.replace(
             config, total_timesteps=total, buffer_size=2_048, learning_starts=1_024,
             exploration_steps=1_024, target_update_period=16, log_interval=256,
         )  # fmt: skip
     else:
-        config = config.with_budget(total, keep=KEPT)
+        set_fields = [text.split("=", 1)[0] for text in overrides]
+        config = config.with_budget(total, keep=(*KEPT, *set_fields))
     result = learning_curve(
-        config, seeds, evals, episodes, None, [f"preset={preset}"], deadline=deadline
+        config, seeds, evals, episodes, None, [f"preset={preset}", *overrides], key, deadline
     )
     curve = running_statistic(result["training"])
     result |= {
@@ -116,6 +119,12 @@ def main() -> None:
         "--presets", nargs="+", choices=("dqn", "rainbow"), default=["dqn", "rainbow"]
     )
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--key", type=int, default=0, help="seeds are split(key(KEY), SEEDS)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE",
+        help="override a DQNConfig field of every run, as in jaxdqn train (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--name", default=None, help="suffix of the result files' names")
     parser.add_argument("--total-timesteps", type=int, default=1_000_000)
     parser.add_argument("--evals", type=int, default=10, help="greedy evaluation points")
     parser.add_argument("--eval-episodes", type=int, default=100)
@@ -129,6 +138,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
+    for game in args.games:  # a bad --set is refused before anything compiles
+        for preset in args.presets:
+            try:
+                build_config(f"{game}-MinAtar", None, args.set, preset=preset)
+            except ValueError as error:
+                parser.error(str(error))
     deadline = None if args.deadline_s is None else time.monotonic() + args.deadline_s
     out = RESULTS if args.out is None else Path(args.out)
     if args.smoke:
@@ -140,7 +155,7 @@ def main() -> None:
         for preset in args.presets:
             results.append(
                 measure(game, preset, args.total_timesteps, args.seeds, args.evals,
-                        args.eval_episodes, args.smoke, deadline)
+                        args.eval_episodes, args.smoke, deadline, args.set, args.key)
             )  # fmt: skip
     rows = [
         {
@@ -164,7 +179,8 @@ def main() -> None:
          ("seeds", "seeds", "d"), ("train", "train last-100", ".2f"),
          ("greedy", "greedy", ".2f"), ("paper", "paper DQN 5M", ".0f")],
     )  # fmt: skip
-    name = f"minatar_{args.total_timesteps}" + ("_smoke" if args.smoke else "")
+    name = f"minatar_{args.total_timesteps}" + (f"_{args.name}" if args.name else "")
+    name += "_smoke" if args.smoke else ""
     write_results(name, {"rows": rows, "runs": results}, out_dir=out)
     plot(results, out / f"{name}_{device_slug()}.png")
 
