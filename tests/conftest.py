@@ -17,6 +17,7 @@ import random
 import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")  # read when jax is imported
@@ -137,3 +138,21 @@ def assert_resume_is_exact(run_dir: Path, scratch: Path, last_steps: int = 800) 
     for path in sorted(run_dir.glob("metrics_seed*.jsonl")):
         assert metric_rows(copy / path.name) == metric_rows(path)
     return stdout.getvalue()
+
+
+def pytest_configure(config):
+    """One XLA compilation cache of the session's own: the xdist workers and every process
+    a test starts inherit it, so a program compiled once (a preset's, a probe's) is loaded,
+    not compiled again, by the next test or process. Made by the process that configures
+    the session (the controller, or a run without workers); a folder the user set is kept."""
+    if "PYTEST_XDIST_WORKER" in os.environ or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    config.session_xla_cache = tempfile.mkdtemp(prefix="jaxdqn-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config.session_xla_cache
+    jax.config.update("jax_compilation_cache_dir", config.session_xla_cache)
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "session_xla_cache", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -47,3 +47,19 @@ def test_versions_of_a_source_checkout_without_install_metadata(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", without_jaxdqn)
     recorded = driver.versions()
     assert recorded["jaxdqn"] == jaxdqn.__version__ and recorded["jax"] == jax.__version__
+
+
+def test_check_split_refuses_uneven_devices_and_counts(monkeypatch):
+    # The session has 2 local devices; a 2-process group must then see 4 in all.
+    import jax
+
+    from jaxdqn.host.processes import ONE_PROCESS, ProcessGroup
+
+    two = ProcessGroup(count=2, index=0)
+    with pytest.raises(ValueError, match=r"the 2 processes hold 2 devices, this one 2: give"):
+        driver.check_split(4, two)
+    monkeypatch.setattr(jax, "device_count", lambda: 4)
+    driver.check_split(8, two)
+    with pytest.raises(ValueError, match=r"^6 runs in one program do not split evenly over the 4"):
+        driver.check_split(6, two, "runs in one program")
+    driver.check_split(3, ONE_PROCESS)  # one process splits its seeds itself

@@ -44,7 +44,9 @@ _RUN = textwrap.dedent(
 
 
 def _python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    # Without the settings the test session gives its own processes (conftest).
+    unset = ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         env={**base, "JAXDQN_COMPILATION_CACHE": "off", **(env or {})},

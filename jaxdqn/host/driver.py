@@ -381,7 +381,7 @@ def start_run(
     if not seeds or not ints or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: give one or more distinct ints.")
     share = group.share(seeds)
-    _check_split(seeds, group)
+    check_split(len(seeds), group)
     trainer = make_trainer(config)
     outside = steps_envs_outside_jax(config)
     if outside and group.count > 1:
@@ -484,7 +484,7 @@ def resume_run(
         )
     extending = total_timesteps is not None and total_timesteps != config.total_timesteps
     target = extend_config(config, total_timesteps) if extending else config
-    _check_split(seeds, group)
+    check_split(len(seeds), group)
     trainer = make_trainer(target)
     needed = check_memory(target, len(group.share(seeds)), trainer=trainer)
     run = dataclasses.replace(_bind(run_dir, target, seeds, trainer, group), state_bytes=needed)
@@ -676,18 +676,23 @@ def _bind(
     return Run(run_dir, config, share, trainer, sharding, keys, group=group)
 
 
-def _check_split(seeds: list[int], group: ProcessGroup) -> None:
-    """Refuses a layout that does not give every process the same number of devices and
-    of seeds."""
+def check_split(count: int, group: ProcessGroup, what: str = "seeds") -> None:
+    """Refuses a layout that does not give every process the same number of devices, and
+    ``count`` ``what`` (seeds, or a sweep program's runs) that do not split evenly over
+    every process's devices.
+
+    Raises:
+      ValueError: naming the counts and what to give instead.
+    """
     devices, local = jax.device_count(), jax.local_device_count()
     if group.count > 1 and devices != group.count * local:
         raise ValueError(
             f"the {group.count} processes hold {devices} devices, this one {local}: give "
             "every process the same number (JAX_NUM_CPU_DEVICES, or one GPU per process)."
         )
-    if group.count > 1 and len(seeds) % devices:
+    if group.count > 1 and count % devices:
         raise ValueError(
-            f"{len(seeds)} seeds do not split evenly over the {devices} devices of "
+            f"{count} {what} do not split evenly over the {devices} devices of "
             f"{group.count} processes: train a multiple of {devices} (--seeds)."
         )
 
@@ -908,8 +913,18 @@ def evaluation_summary(
     per_seed = np.asarray(local_rows(returns.mean(axis=1)))
     return {
         **_value_summary(run, params, episodes, epsilon, eval_keys),
+        **returns_summary(config, run.seeds, per_seed, episodes, epsilon),
+    }
+
+
+def returns_summary(
+    config: DQNConfig, seeds: list[int], per_seed: np.ndarray, episodes: int, epsilon: float
+) -> dict[str, Any]:
+    """The evaluation fields of a run folder's ``summary.json``: ``per_seed`` ``[S]`` is
+    each seed's mean return over ``episodes`` episodes played ε-greedy with ``epsilon``."""
+    return {
         "env_id": config.env_id,
-        "seeds": run.seeds,
+        "seeds": list(seeds),
         "epsilon": epsilon,
         "greedy_return": per_seed.tolist(),
         "greedy_return_mean": float(per_seed.mean()),

@@ -34,9 +34,11 @@ from jaxdqn.host.devices import on_each_device, seed_sharding
 from jaxdqn.host.driver import (
     EVAL_SEED,
     FIELD_TYPES,
+    check_split,
     flat_params,
     new_folder,
     parse_override,
+    returns_summary,
     steps_envs_outside_jax,
     versions,
     write_run_files,
@@ -327,12 +329,7 @@ def _check_runs(groups: list[list[Setting]], num_seeds: int, processes: ProcessG
                 "sweep's program cannot share; train its settings with jaxdqn train."
             )
         check_memory(config, runs // processes.count)
-        if processes.count > 1 and runs % jax.device_count():
-            raise ValueError(
-                f"{runs} runs in one program do not split over the {jax.device_count()} "
-                f"devices of {processes.count} processes: give a seed count that makes every "
-                "program's runs a multiple of the devices."
-            )
+        check_split(runs, processes, "runs in one program")
 
 
 def _rows_of(tree: Any, start: int, stop: int) -> Any:
@@ -401,14 +398,7 @@ def _write_setting(
     np.savez(run_dir / "params.npz", **flat_params(params))
     returns = np.asarray(returns, np.float32)
     summary = {
-        "env_id": config.env_id,
-        "seeds": seeds,
-        "epsilon": config.eval_epsilon,
-        "greedy_return": returns.tolist(),
-        "greedy_return_mean": float(returns.mean()),
-        "greedy_return_std": float(returns.std()),
-        "eval_episodes": episodes,
-        "solved_return": SOLVED_RETURN.get(config.env_id),
+        **returns_summary(config, seeds, returns, episodes, config.eval_epsilon),
         "overestimation": None,
         "discounted_return": None,
         "env_steps_per_seed": config.total_timesteps,
