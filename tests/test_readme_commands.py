@@ -94,8 +94,10 @@ SWEEP_LINES = [
     shlex.split(line)
     for line in readme_block("### Sweeps from the command line", "bash").splitlines()
 ]
-# The README's sweeps made tiny: fewer seeds and samples, a short budget.
-TINY_SWEEP = {"--seeds": "2", "--samples": "2", "--total-timesteps": "2000", "--eval-episodes": "2"}
+# The README's sweeps made tiny: fewer seeds and samples, a short budget. The second draws
+# as many settings as the first's grid holds, so both sweep the same traced fields over the
+# same shapes: one program, compiled once.
+TINY_SWEEP = {"--seeds": "2", "--samples": "6", "--total-timesteps": "2000", "--eval-episodes": "2"}
 
 
 def test_readme_sweep_block_runs_as_written(tmp_path, monkeypatch):
@@ -112,7 +114,7 @@ def test_readme_sweep_block_runs_as_written(tmp_path, monkeypatch):
         assert code == 0 and "in 1 program (every swept field is traced)" in out, out
     sweeps = sorted((tmp_path / "sweeps").iterdir())
     settings = [json.loads((s / "sweep.json").read_text())["settings"] for s in sweeps]
-    assert [len(rows) for rows in settings] == [6, 2]
+    assert [len(rows) for rows in settings] == [6, 6]
 
 
 def _launch(tokens: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
