@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 
 import jaxdqn
-from jaxdqn.envs.probes import PROBE_IDS, PROBES, ProbeEnv, ProbeState, probe_q_star
+from jaxdqn.envs.probes import (
+    PROBE_IDS,
+    PROBES,
+    ProbeEnv,
+    ProbeState,
+    probe_of,
+    probe_params,
+    probe_q_star,
+)
 from jaxdqn.host import cli
-from jaxdqn.host.probe import run_probes
+from jaxdqn.host.probe import probe_groups, run_probes
 
 GAMMA = 0.9
 # Q* by hand: one-step probes are their rewards; two-step ones discount the second step.
@@ -73,6 +81,36 @@ def test_starts_follow_the_start_distribution():
     next_max = ProbeEnv("NextMax")  # always starts in state 0 (observation -1)
     obs, _ = jax.vmap(next_max.reset, in_axes=(0, None))(keys, next_max.default_params)
     assert np.all(np.asarray(obs) == -1.0)
+
+
+def test_an_env_steps_the_tables_its_params_hold():
+    """A probe env given another probe's params (same action count) is that probe:
+    starts, observations, moves and rewards all come from the params, padded states
+    included (never started in)."""
+    env, params = ProbeEnv("ConstantValue"), probe_params("ObservationValue")
+    assert params.observations.shape == (2,) and probe_params("ConstantValue").reward.shape == (
+        2,
+        1,
+    )
+    keys = jax.random.split(jax.random.key(2), 400)
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    assert set(np.unique(np.asarray(obs))) == {-1.0, 1.0}
+    state = ProbeState(position=jnp.int32(1), time=jnp.int32(0))
+    _, _, reward, terminated, _, _ = jax.jit(env.step)(jax.random.key(0), state, 0, params)
+    assert float(reward) == -1.0 and bool(terminated)
+    alone = ProbeEnv("ConstantValue")  # its own params: one state, never the padding one
+    obs, _ = jax.vmap(alone.reset, in_axes=(0, None))(keys, alone.default_params)
+    assert np.all(np.asarray(obs) == 1.0)
+
+
+def test_probes_share_a_program_per_action_count_and_time_limit():
+    groups = probe_groups(PROBE_IDS)
+    assert sorted(e for g in groups for e in g) == sorted(PROBE_IDS) and len(groups) == 3
+    for group in groups:
+        probes = [probe_of(e) for e in group]
+        assert len({(len(p.reward[0]), p.time_limit) for p in probes}) == 1
+    # Only the time-limit probe's limit binds: every other episode ends sooner.
+    assert [g for g in groups if len(g) == 1] == [("Probe-TimeLimit-v0",)]
 
 
 def test_run_probes_refuses_bad_arguments_before_compiling():

@@ -3,9 +3,12 @@ a learner (Andy Jones, "Debugging RL, Without the Agonizing Pain", 2021).
 
 Every probe is a :class:`ProbeEnv` over a table: a few states, each with a one-number
 observation; deterministic moves and rewards per (state, action); a start distribution;
-and a time limit. :func:`probe_q_star` computes the exact ``Q*`` by value iteration, with
-a time limit treated as the cut it is (the value bootstraps through it). A learner that
-misses a probe's values has a fault in the part :attr:`Probe.checks` names.
+and a time limit. The tables live in the env params (:func:`probe_params`, padded to
+:data:`PROBE_STATES` states), so probes with the same action count and time limit share one
+compiled program, vmapped over their params. :func:`probe_q_star` computes the exact
+``Q*`` by value iteration, with a time limit treated as the cut it is (the value
+bootstraps through it). A learner that misses a probe's values has a fault in the part
+:attr:`Probe.checks` names.
 
 Ids are ``Probe-<Name>-v0`` (:data:`PROBE_IDS`); ``jaxdqn probe`` runs a configuration on
 all of them.
@@ -34,7 +37,7 @@ class Probe(NamedTuple):
     start: tuple[float, ...]  # [S]: probability of starting in each state
     next_state: tuple[tuple[int, ...], ...]  # [S][A]: the next state, END if terminating
     reward: tuple[tuple[float, ...], ...]  # [S][A]
-    time_limit: int  # steps before truncation
+    time_limit: int  # steps before truncation (3 where an episode always ends sooner)
     checks: str  # the part of a learner a wrong value points to
 
 
@@ -42,11 +45,11 @@ PROBES: dict[str, Probe] = {
     p.name: p
     for p in (
         Probe(
-            "ConstantValue", (1.0,), (1.0,), ((END,),), ((1.0,),), 2,
+            "ConstantValue", (1.0,), (1.0,), ((END,),), ((1.0,),), 3,
             "fitting a constant: the learning rate, optimizer or loss scale",
         ),
         Probe(
-            "ObservationValue", (1.0, -1.0), (0.5, 0.5), ((END,), (END,)), ((1.0,), (-1.0,)), 2,
+            "ObservationValue", (1.0, -1.0), (0.5, 0.5), ((END,), (END,)), ((1.0,), (-1.0,)), 3,
             "reading the observation: the network's input",
         ),
         Probe(
@@ -54,12 +57,12 @@ PROBES: dict[str, Probe] = {
             "bootstrapping and discounting: gamma, the target network, n-step returns",
         ),
         Probe(
-            "ActionReward", (1.0,), (1.0,), ((END, END),), ((-1.0, 1.0),), 2,
+            "ActionReward", (1.0,), (1.0,), ((END, END),), ((-1.0, 1.0),), 3,
             "the Q-value of the action taken (action indexing in the loss)",
         ),
         Probe(
             "ActionObservation", (1.0, -1.0), (0.5, 0.5), ((END, END), (END, END)),
-            ((-1.0, 1.0), (1.0, -1.0)), 2,
+            ((-1.0, 1.0), (1.0, -1.0)), 3,
             "actions that depend on the observation: the network's capacity and head",
         ),
         Probe(
@@ -75,6 +78,9 @@ PROBES: dict[str, Probe] = {
 PROBE_IDS: tuple[str, ...] = tuple(f"Probe-{name}-v0" for name in PROBES)
 
 
+PROBE_STATES = max(len(p.observations) for p in PROBES.values())  # every table's padded S
+
+
 @struct.dataclass
 class ProbeState(environment.EnvState):
     position: jax.Array  # shape=(), int32: the current state
@@ -83,45 +89,63 @@ class ProbeState(environment.EnvState):
 
 @struct.dataclass
 class ProbeParams(environment.EnvParams):
-    max_steps_in_episode: int = 1
+    """A probe's tables, padded to :data:`PROBE_STATES` states (padding states are never
+    started in nor entered). ``max_steps_in_episode`` is static: it sizes the program."""
+
+    observations: jax.Array = None  # float32 [S]
+    start_logits: jax.Array = None  # float32 [S]: log of the start distribution
+    next_state: jax.Array = None  # int32 [S, A]: END where (state, action) terminates
+    reward: jax.Array = None  # float32 [S, A]
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=1)
+
+
+def probe_params(probe: Probe | str) -> ProbeParams:
+    """The tables of ``probe`` (a :class:`Probe` or its name) as :class:`ProbeParams`."""
+    p = PROBES[probe] if isinstance(probe, str) else probe
+    pad = PROBE_STATES - len(p.observations)
+    actions = len(p.next_state[0])
+    return ProbeParams(
+        observations=jnp.asarray(p.observations + (1.0,) * pad, jnp.float32),
+        start_logits=jnp.log(jnp.asarray(p.start + (0.0,) * pad, jnp.float32)),
+        next_state=jnp.asarray(p.next_state + ((END,) * actions,) * pad, jnp.int32),
+        reward=jnp.asarray(p.reward + ((0.0,) * actions,) * pad, jnp.float32),
+        max_steps_in_episode=p.time_limit,
+    )
 
 
 class ProbeEnv(environment.Environment[ProbeState, ProbeParams]):
-    """A :class:`Probe` as a gymnax environment (float32 observations of shape ``(1,)``)."""
+    """A :class:`Probe` as a gymnax environment (float32 observations of shape ``(1,)``).
+    It steps whatever tables its params hold: the params of any probe with the same
+    action count (:func:`probe_params`) make this env that probe."""
 
     def __init__(self, probe: Probe | str):
         super().__init__()
         self.probe = PROBES[probe] if isinstance(probe, str) else probe
-        p = self.probe
-        self._obs = jnp.asarray(p.observations, jnp.float32)
-        self._start = jnp.log(jnp.asarray(p.start, jnp.float32))
-        self._next = jnp.asarray(p.next_state, jnp.int32)
-        self._reward = jnp.asarray(p.reward, jnp.float32)
 
     @property
     def default_params(self) -> ProbeParams:
-        return ProbeParams(max_steps_in_episode=self.probe.time_limit)
+        return probe_params(self.probe)
 
     def step_env(
         self, key: jax.Array, state: ProbeState, action: int | jax.Array, params: ProbeParams
     ) -> tuple[jax.Array, ProbeState, jax.Array, jax.Array, dict[str, Any]]:
-        del key, params
-        following = self._next[state.position, action]
+        del key
+        following = params.next_state[state.position, action]
         terminated = following == END
         new_state = ProbeState(
             position=jnp.where(terminated, state.position, following), time=state.time + 1
         )
-        reward = self._reward[state.position, action]
-        return self.get_obs(new_state), new_state, reward, terminated, {}
+        reward = params.reward[state.position, action]
+        return self.get_obs(new_state, params), new_state, reward, terminated, {}
 
     def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[jax.Array, ProbeState]:
-        del params
-        start = jax.random.categorical(key, self._start).astype(jnp.int32)
+        start = jax.random.categorical(key, params.start_logits).astype(jnp.int32)
         state = ProbeState(position=start, time=jnp.int32(0))
-        return self.get_obs(state), state
+        return self.get_obs(state, params), state
 
     def get_obs(self, state: ProbeState, params=None, key=None) -> jax.Array:
-        return self._obs[state.position][None]
+        params = self.default_params if params is None else params
+        return params.observations[state.position][None]
 
     @property
     def name(self) -> str:

@@ -3,8 +3,10 @@ Q-values are known (:mod:`jaxdqn.envs.probes`).
 
 :func:`run_probes` keeps everything that makes up the learner (network, optimizer, loss,
 target network, n-step returns, replay, exploration) and swaps the environment for each
-probe, with the schedules scaled to a short budget. A probe passes when every seed's
-learned Q-table is within ``tolerance`` of the exact one.
+probe, with the schedules scaled to a short budget. Probes with the same action count and
+time limit train in one program, vmapped over their tables (three programs for the seven
+probes). A probe passes when every seed's learned Q-table is within ``tolerance`` of the
+exact one.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ import dataclasses
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxdqn.config import DQNConfig
 from jaxdqn.core.types import check_int
 from jaxdqn.dqn import build, make_train
-from jaxdqn.envs.probes import PROBE_IDS, probe_observations, probe_of, probe_q_star
+from jaxdqn.envs.probes import (
+    PROBE_IDS,
+    ProbeEnv,
+    ProbeParams,
+    probe_of,
+    probe_params,
+    probe_q_star,
+)
 
 PROBE_STEPS = 10_000  # env steps per probe run
 TOLERANCE = 0.1  # largest |Q - Q*| that passes; every |Q*| of a probe is at most 1
@@ -88,17 +98,46 @@ def run_probes(
     unknown = [e for e in env_ids if e not in PROBE_IDS]
     if unknown:
         raise ValueError(f"env_ids {unknown} are not probes; known: {', '.join(PROBE_IDS)}.")
-    configs = [probe_config(config, e, total_timesteps) for e in env_ids]
+    configs = {e: probe_config(config, e, total_timesteps) for e in env_ids}  # all checked
     keys = jax.random.split(jax.random.key(0), seeds)
-    return [_probe(c, keys, tolerance) for c in configs]
+    results = {}
+    for group in probe_groups(env_ids):
+        tables = _train_group(configs[group[0]], group, keys)
+        for env_id, probe_tables in zip(group, tables, strict=True):
+            results[env_id] = _result(configs[env_id], probe_tables, tolerance)
+    return [results[env_id] for env_id in env_ids]
 
 
-def _probe(config: DQNConfig, keys: jax.Array, tolerance: float) -> ProbeResult:
-    states, _ = jax.jit(jax.vmap(make_train(config)))(keys)
+def probe_groups(env_ids: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """``env_ids`` grouped by action count and time limit, the two things a probe's
+    program depends on; each group trains as one program (first appearance order)."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for env_id in env_ids:
+        probe = probe_of(env_id)
+        groups.setdefault((len(probe.reward[0]), probe.time_limit), []).append(env_id)
+    return [tuple(group) for group in groups.values()]
+
+
+def _train_group(config: DQNConfig, env_ids: tuple[str, ...], keys: jax.Array) -> np.ndarray:
+    """Trains ``config``'s learner on every probe of ``env_ids`` (one action count and time
+    limit) and every key, in one program. Returns the learned Q-tables of each probe's
+    states, float64 ``[probes, seeds, S, A]`` (``S`` padded to ``PROBE_STATES``)."""
+    env = ProbeEnv(probe_of(env_ids[0]))
+    params = jax.tree.map(lambda *x: jnp.stack(x), *(probe_params(probe_of(e)) for e in env_ids))
+    network = build(config, env, env.default_params).q_network
+
+    def train_probe(env_params: ProbeParams) -> jax.Array:
+        states, _ = jax.vmap(make_train(config, env, env_params))(keys)
+        observations = env_params.observations[:, None]  # [S, 1]
+        return jax.vmap(lambda p: network.apply(p, observations))(states.params)
+
+    return np.asarray(jax.jit(jax.vmap(train_probe))(params), np.float64)
+
+
+def _result(config: DQNConfig, tables: np.ndarray, tolerance: float) -> ProbeResult:
+    """The verdict on one probe from its learned Q-tables ``[seeds, S_padded, A]``."""
     probe = probe_of(config.env_id)
-    network = build(config).q_network
-    tables = jax.vmap(lambda p: network.apply(p, probe_observations(probe)))(states.params)
-    tables = np.asarray(tables, np.float64)  # [seeds, S, A]
+    tables = tables[:, : len(probe.observations)]  # [seeds, S, A]
     exact = probe_q_star(probe, config.gamma)
     errors = np.abs(tables - exact).max(axis=(1, 2))
     worst = int(np.nanargmax(errors)) if np.isfinite(errors).any() else 0
