@@ -167,11 +167,6 @@ def probe_of(env_id: str) -> Probe:
     return PROBES[env_id.removeprefix("Probe-").removesuffix("-v0")]
 
 
-def probe_observations(probe: Probe) -> np.ndarray:
-    """Every state's observation, in state order: float32 ``[S, 1]``."""
-    return np.asarray(probe.observations, np.float32)[:, None]
-
-
 def probe_q_star(probe: Probe, gamma: float) -> np.ndarray:
     """Exact ``Q*`` ``[S, A]`` (float64) by value iteration: ``Q(s, a) = r + γ max Q(s')``
     unless ``(s, a)`` terminates. Probes end within a few steps, so ``S + 1`` sweeps are
