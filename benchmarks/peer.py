@@ -128,6 +128,7 @@ def peer_train(
     if keep_seed_keys:
         fixed = types.ModuleType("purejaxrl.dqn_seed_keys_kept")
         fixed.__file__ = dqn.__file__
+        sys.modules[fixed.__name__] = fixed  # its dataclasses look their module up
         source = seed_keys_kept(Path(dqn.__file__).read_text())
         exec(compile(source, dqn.__file__, "exec"), fixed.__dict__)
         fixed.LogWrapper = dqn.LogWrapper

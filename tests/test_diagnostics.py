@@ -107,6 +107,21 @@ def test_policy_churn_and_action_entropy_match_numpy():
     assert float(diagnostics.greedy_action_entropy(even)) == pytest.approx(np.log(4))
 
 
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.9, 1.0])
+@pytest.mark.parametrize("n", [1, 2, 7, 128])
+def test_quantile_matches_numpy(n, q):
+    values = RNG.normal(size=n).astype(np.float32)
+    expected = np.quantile(values.astype(np.float64), q)
+    for value in three_ways(lambda v: diagnostics.quantile(v, q), values):
+        assert value == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def test_quantile_of_values_with_a_nan_is_nan_and_q_is_checked():
+    assert np.isnan(diagnostics.quantile(jnp.array([1.0, jnp.nan, 3.0]), 0.5))
+    with pytest.raises(ValueError, match=r"^q=1.5 is invalid: must be in \[0, 1\]"):
+        diagnostics.quantile(jnp.ones(3), 1.5)
+
+
 def test_tree_is_finite():
     assert bool(diagnostics.tree_is_finite({"a": jnp.ones(3), "n": jnp.int32(4)}))
     assert not bool(diagnostics.tree_is_finite({"a": jnp.array([1.0, jnp.inf])}))

@@ -25,6 +25,7 @@ from jaxdqn.core.diagnostics import (
     effective_rank,
     greedy_action_entropy,
     policy_churn,
+    quantile,
     tree_is_finite,
 )
 from jaxdqn.core.lockstep import any_in_vmap
@@ -462,7 +463,7 @@ def _inspect(
     finite = tree_is_finite(state.params)
     signals = InspectSignals(
         q_abs_max=jnp.max(jnp.abs(q_values)),
-        td_error_p90=jnp.quantile(jnp.abs(td), 0.9),
+        td_error_p90=quantile(jnp.abs(td), 0.9),
         dormant_units=dormant,
         dormant_units_strict=strict,
         dormant_units_worst_layer=worst,
