@@ -156,6 +156,11 @@ class DQNConfig:
         mean weights. ``exploration="auto"`` then turns ε-greedy off.
       noisy_sigma0: initial noise scale σ₀ (> 0; 0.5 in the paper): every σ starts at
         ``σ₀ / sqrt(inputs)``.
+      sticky_actions: the probability, in [0, 1), that an env repeats its previous action
+        instead of the chosen one, in training and evaluation (Machado et al. 2018;
+        :class:`jaxdqn.envs.StickyActions`). The MinAtar paper uses 0.1. 0 turns it off.
+        Not for EnvPool envs (their Atari tasks take ``repeat_action_probability`` in
+        ``env_params``) or envs with action masks.
       log_interval: env steps per logging point (a multiple of
         :meth:`cycle_env_steps` dividing ``total_timesteps``); ``None`` picks about
         100 points.
@@ -216,6 +221,7 @@ class DQNConfig:
     v_max: float = 10.0
     noisy: bool = False
     noisy_sigma0: float = 0.5
+    sticky_actions: float = 0.0
     # Logging.
     log_interval: int | None = None
     diagnostics: bool = True
@@ -501,6 +507,7 @@ def _field_checks(cfg: DQNConfig) -> list[Callable[[], object]]:
         partial(_optional_positive, cfg, "max_grad_norm"),
         partial(_real_field, cfg, "target_tau", 0.0, 1.0, open_low=True),
         partial(_real_field, cfg, "exploration_decay", 0.0, 1.0, open_low=True),
+        partial(_real_field, cfg, "sticky_actions", 0.0, 1.0, open_high=True),
         *(
             partial(_real_field, cfg, name, 0.0, math.inf if temperature else 1.0,
                     open_low=temperature)

@@ -23,7 +23,7 @@ from jaxdqn.core.learner import Learner, make_learner, make_optimizer
 from jaxdqn.core.loop import LoopLayout, Metrics, Trainer, TrainState, make_loop
 from jaxdqn.core.networks import make_q_network
 from jaxdqn.core.replay import Replay, make_replay
-from jaxdqn.envs import BoundEnv, EnvSpec, bind_env, is_batched
+from jaxdqn.envs import BoundEnv, EnvSpec, StickyActions, bind_env, is_batched
 from jaxdqn.hyperparams import Hyperparams
 
 
@@ -61,7 +61,27 @@ def bind_config_env(config: DQNConfig, env: Any = None, env_params: Any = None) 
         params_field="env_params" if env_params is not None else "DQNConfig.env_params",
     )
     config.check_env(bound.spec, bound.name)
+    if config.sticky_actions > 0:
+        bound = bound._replace(env=StickyActions(_sticky_env(config, bound), config.sticky_actions))
     return bound
+
+
+def _sticky_env(config: DQNConfig, bound: BoundEnv) -> Any:
+    """The env to make sticky; refuses the envs that cannot repeat an action safely."""
+    why = None
+    if is_batched(bound):
+        why = (
+            "a batched env (EnvPool) steps outside the wrapper; EnvPool's Atari tasks have "
+            "their own, env_params repeat_action_probability"
+        )
+    elif bound.spec.action_masked:
+        why = "the previous action may be illegal where an env masks actions"
+    if why:
+        raise ValueError(
+            f"DQNConfig.sticky_actions={config.sticky_actions!r} is invalid for "
+            f"{bound.name}: {why}. Allowed there: 0."
+        )
+    return bound.env
 
 
 def q_network_for(config: DQNConfig, spec: EnvSpec) -> nn.Module:

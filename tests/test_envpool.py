@@ -172,6 +172,9 @@ def test_seeds_on_one_vmap_axis_and_clear_errors():
         jaxdqn.bind_env("envpool/Pendulum-v1")
     with pytest.raises(ValueError, match="has no field 'max_episode_steps'"):
         jaxdqn.bind_env("envpool/Pong-v5", {"max_episode_steps": 100})
+    sticky = dataclasses.replace(BREAKOUT, sticky_actions=0.25)
+    with pytest.raises(ValueError, match=r"^DQNConfig.sticky_actions=0.25 is invalid for envpool"):
+        jaxdqn.build(sticky)
 
 
 README_LINES = [

@@ -134,3 +134,52 @@ def test_minatar_observations_stay_bool_and_match_gymnax():
             info["final_observation"], raw_info["final_observation"] > 0.5
         )
         assert float(reward) == float(raw_reward)
+
+
+def play_sticky(prob: float, chosen: np.ndarray, seed: int = 0):
+    """ChainWalk under StickyActions(prob) playing ``chosen`` actions ``[T]``: the actions
+    the env executed (read off the rewards: only action 0 earns -0.1) and where episodes
+    ended."""
+    env = jaxdqn.envs.StickyActions(jaxdqn.envs.ChainWalk(), prob)
+    params = env.default_params
+    _, state = env.reset(jax.random.key(seed), params)
+
+    def step(state, inputs):
+        key, action = inputs
+        _, state, reward, terminated, truncated, _ = env.step(key, state, action, params)
+        return state, (reward, terminated | truncated)
+
+    keys = jax.random.split(jax.random.key(seed + 1), len(chosen))
+    _, (rewards, ended) = jax.jit(lambda s: jax.lax.scan(step, s, (keys, chosen)))(state)
+    return (np.asarray(rewards) != np.float32(-0.1)).astype(int), np.asarray(ended)
+
+
+def test_sticky_actions_repeat_the_previous_executed_action_at_their_rate():
+    chosen = np.random.default_rng(0).integers(0, 2, 2_000).astype(np.int32)
+    executed, ended = play_sticky(0.25, chosen)
+    previous = np.concatenate([[0], np.where(ended[:-1], 0, executed[:-1])])  # 0 after resets
+    assert ended.sum() == 2_000 // 20  # ChainWalk's time limit, unchanged
+    assert np.all((executed == chosen) | (executed == previous))
+    differ = chosen != previous  # the only steps where a repeat shows
+    repeat_share = np.mean(executed[differ] != chosen[differ])
+    assert abs(repeat_share - 0.25) < 4 * np.sqrt(0.25 * 0.75 / differ.sum()), repeat_share
+    assert np.array_equal(play_sticky(0.25, chosen)[0], executed)  # same keys, same play
+    assert np.array_equal(play_sticky(0.0, chosen)[0], chosen)
+
+
+def test_sticky_actions_from_the_config_train_and_are_checked():
+    with pytest.raises(ValueError, match=r"^DQNConfig.sticky_actions=1.0 is invalid: must be a "):
+        jaxdqn.DQNConfig(sticky_actions=1.0)
+    with pytest.raises(ValueError, match=r"^StickyActions: prob=-0.1 is invalid: must be in"):
+        jaxdqn.envs.StickyActions(jaxdqn.envs.ChainWalk(), -0.1)
+    config = jaxdqn.DQNConfig(
+        env_id="ChainWalk-v0", num_envs=2, total_timesteps=200, learning_starts=100,
+        buffer_size=200, batch_size=8, exploration_steps=100, hidden_sizes=(8,),
+        target_update_period=10, log_interval=100, sticky_actions=0.5, diagnostics=False,
+    )  # fmt: skip
+    assert isinstance(jaxdqn.build(config).env.env, jaxdqn.envs.StickyActions)
+    states, metrics = jax.jit(jax.vmap(jaxdqn.make_train(config)))(
+        jax.random.split(jax.random.key(0), 2)
+    )
+    assert isinstance(states.actor.env_state, jaxdqn.envs.StickyState)
+    assert np.all(np.asarray(metrics["env_steps"])[:, -1] == 200)

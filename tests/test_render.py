@@ -15,9 +15,15 @@ from gymnax.environments.classic_control import acrobot, cartpole
 from PIL import Image
 
 import jaxdqn
-from jaxdqn.dqn import record_episode
+from jaxdqn.dqn import bind_config_env, record_episode
 from jaxdqn.host import cli
-from jaxdqn.host.render import draw_acrobot, draw_cart_pole, observation_image, render_episode
+from jaxdqn.host.render import (
+    draw_acrobot,
+    draw_cart_pole,
+    frame_drawer,
+    observation_image,
+    render_episode,
+)
 
 POLE = (202, 152, 101)
 LINK = (0, 204, 204)
@@ -134,3 +140,11 @@ def test_image_observations_are_drawn(tmp_path):
     )
     with Image.open(rendered.path) as gif:
         assert gif.size == (100, 100) and 1 <= gif.n_frames <= rendered.frames <= 8
+
+
+def test_a_sticky_cart_pole_is_drawn_from_the_state_it_wraps():
+    plain = jaxdqn.get_preset("CartPole-v1")
+    bound = bind_config_env(dataclasses.replace(plain, sticky_actions=0.1))
+    obs, state = bound.env.reset(jax.random.key(0), bound.params)
+    expected = frame_drawer(bind_config_env(plain))(state.env_state, obs)
+    np.testing.assert_array_equal(frame_drawer(bound)(state, obs), expected)

@@ -41,7 +41,7 @@ from jaxdqn.envs.chain_walk import (
 )
 from jaxdqn.envs.contract import EnvSpec, env_spec
 from jaxdqn.envs.probes import PROBE_IDS, ProbeEnv, probe_of
-from jaxdqn.envs.wrappers import BoolObservations, LegacyStepAPI
+from jaxdqn.envs.wrappers import BoolObservations, LegacyStepAPI, StickyActions, StickyState
 
 _PROJECT_ENVS = {
     CHAIN_WALK_ID: ChainWalk,
@@ -254,6 +254,8 @@ __all__ = [
     "ChainWalkState",
     "EnvSpec",
     "LegacyStepAPI",
+    "StickyActions",
+    "StickyState",
     "bind_env",
     "chain_walk_observations",
     "chain_walk_optimal_q",

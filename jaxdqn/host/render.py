@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxdqn.dqn import bind_config_env, record_episode
-from jaxdqn.envs import BoundEnv
+from jaxdqn.envs import BoundEnv, StickyState
 
 # A colour per observation channel (tab10), black where no channel is set.
 _PALETTE = np.array(
@@ -138,7 +138,7 @@ def frame_drawer(bound: BoundEnv) -> Callable[[Any, np.ndarray], np.ndarray]:
     """
     name = getattr(bound.env, "name", bound.name)
     if name in STATE_DRAWERS:
-        return lambda state, obs: STATE_DRAWERS[name](state, bound.params)
+        return lambda state, obs: STATE_DRAWERS[name](_unwrapped(state), bound.params)
     if len(bound.spec.obs_shape) == 3:
         return lambda state, obs: observation_image(obs)
     raise ValueError(
@@ -146,6 +146,13 @@ def frame_drawer(bound: BoundEnv) -> Callable[[Any, np.ndarray], np.ndarray]:
         "envs with image observations [height, width, channels]; this one observes "
         f"{list(bound.spec.obs_shape)}."
     )
+
+
+def _unwrapped(state: Any) -> Any:
+    """The env's own state inside the state of :class:`jaxdqn.envs.StickyActions`."""
+    while isinstance(state, StickyState):
+        state = state.env_state
+    return state
 
 
 def render_episode(
