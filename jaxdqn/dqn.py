@@ -71,8 +71,8 @@ def _sticky_env(config: DQNConfig, bound: BoundEnv) -> Any:
     why = None
     if is_batched(bound):
         why = (
-            "a batched env (EnvPool) steps outside the wrapper; EnvPool's Atari tasks have "
-            "their own, env_params repeat_action_probability"
+            "a batched env (EnvPool) steps outside the wrapper (EnvPool's Atari tasks take "
+            "repeat_action_probability in env_params)"
         )
     elif bound.spec.action_masked:
         why = "the previous action may be illegal where an env masks actions"

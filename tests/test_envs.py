@@ -178,8 +178,12 @@ def test_sticky_actions_from_the_config_train_and_are_checked():
         target_update_period=10, log_interval=100, sticky_actions=0.5, diagnostics=False,
     )  # fmt: skip
     assert isinstance(jaxdqn.build(config).env.env, jaxdqn.envs.StickyActions)
-    states, metrics = jax.jit(jax.vmap(jaxdqn.make_train(config)))(
-        jax.random.split(jax.random.key(0), 2)
-    )
+    trainer = jaxdqn.make_trainer(config)
+    keys = jax.random.split(jax.random.key(0), 2)
+    states, metrics = jax.jit(jax.vmap(trainer.train))(keys)
     assert isinstance(states.actor.env_state, jaxdqn.envs.StickyState)
     assert np.all(np.asarray(metrics["env_steps"])[:, -1] == 200)
+    # In two chunks (the driver's checkpoints), the same run bit for bit.
+    chunk = jax.jit(jax.vmap(lambda state: trainer.run(state, 1)))
+    chunked, _ = chunk(chunk(jax.jit(jax.vmap(trainer.init))(keys))[0])
+    jax.tree.map(np.testing.assert_array_equal, states.params, chunked.params)

@@ -21,7 +21,7 @@ from jaxdqn.envs.probes import (
     probe_q_star,
 )
 from jaxdqn.host import cli
-from jaxdqn.host.probe import probe_groups, run_probes
+from jaxdqn.host.probe import PROBE_SUPPORT, probe_config, probe_groups, run_probes
 
 GAMMA = 0.9
 # Q* by hand: one-step probes are their rewards; two-step ones discount the second step.
@@ -111,6 +111,17 @@ def test_probes_share_a_program_per_action_count_and_time_limit():
         assert len({(len(p.reward[0]), p.time_limit) for p in probes}) == 1
     # Only the time-limit probe's limit binds: every other episode ends sooner.
     assert [g for g in groups if len(g) == 1] == [("Probe-TimeLimit-v0",)]
+
+
+def test_probes_keep_the_learner_and_drop_what_belongs_to_the_users_env():
+    config = dataclasses.replace(
+        jaxdqn.get_preset("Breakout-MinAtar", "rainbow"), sticky_actions=0.1
+    )
+    moved = probe_config(config, "Probe-NextMax-v0", 4_000)
+    assert (moved.env_id, moved.env_params, moved.sticky_actions) == ("Probe-NextMax-v0", (), 0.0)
+    assert moved.network == "mlp" and (moved.v_min, moved.v_max) == PROBE_SUPPORT
+    for field in ("distributional", "noisy", "n_step", "prioritized", "dueling", "learning_rate"):
+        assert getattr(moved, field) == getattr(config, field)
 
 
 def test_run_probes_refuses_bad_arguments_before_compiling():

@@ -28,10 +28,13 @@ def run_script(*args: str) -> str:
 
 
 # Options some scripts' smoke runs also take: the learning benchmark runs a preset with
-# an override, as its --set/--name allow.
+# an override, as its --set/--name allow; the overhead benchmarks time the ChainWalk
+# preset, whose programs compile in half the CartPole preset's time.
 SMOKE_ARGS = {
     "learning": ["--env", "CartPole-v1", "--set", "dueling=true", "--name", "duel"],
     "minatar": ["--deadline-s", "0"],  # a time-boxed run stops at its first evaluation
+    "diagnostics_overhead": ["--env", "ChainWalk-v0"],
+    "progress_overhead": ["--env", "ChainWalk-v0"],
 }
 
 

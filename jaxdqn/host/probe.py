@@ -50,7 +50,8 @@ def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNCon
     """``config`` on the probe ``env_id``: the same learner, the schedules scaled to
     ``total_timesteps``, an MLP where it had a CNN (probes observe one number), a
     distributional head's atoms spread over :data:`PROBE_SUPPORT` (the probes' values, not
-    its own env's), no env params of its own env, and no mid-run log points beyond the
+    its own env's), no env params or sticky actions of its own env (the probes' exact
+    values are those of their own dynamics), and no mid-run log points beyond the
     automatic ones."""
     network = "mlp" if config.network in ("cnn", "nature_cnn") else config.network
     v_min, v_max = PROBE_SUPPORT if config.distributional else (config.v_min, config.v_max)
@@ -58,6 +59,7 @@ def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNCon
         config,
         env_id=env_id,
         env_params=(),
+        sticky_actions=0.0,
         network=network,
         log_interval=None,
         v_min=v_min,
