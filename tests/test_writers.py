@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,14 +62,11 @@ def read_tensorboard(log_dir: Path) -> tuple[dict[int, dict[str, float]], list[s
     return scalars, texts
 
 
-def read_wandb(run_dir: Path) -> tuple[list[dict], dict]:
-    """The history rows and final summary of an offline W&B run under ``run_dir``, parsed
-    from its ``.wandb`` file (LevelDB log framing of ``Record`` protos)."""
+def wandb_records(path: Path) -> list:
+    """The ``Record`` protos of a ``.wandb`` file (LevelDB log framing, 32 KiB blocks)."""
     from wandb.proto import wandb_internal_pb2
 
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    data, pos, block, pending = path.read_bytes(), 7, 32768, b""
-    history, summary = [], {}
+    data, pos, block, pending, records = path.read_bytes(), 7, 32768, b"", []
     while pos + 7 <= len(data):
         if block - pos % block < 7:  # a block's trailer
             pos += block - pos % block
@@ -77,16 +75,31 @@ def read_wandb(run_dir: Path) -> tuple[list[dict], dict]:
         pending += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # a FULL record, or the LAST part of one
-            record = wandb_internal_pb2.Record.FromString(pending)
+            records.append(wandb_internal_pb2.Record.FromString(pending))
             pending = b""
-            items = {"history": record.history.item, "summary": record.summary.update}
-            kind_name = record.WhichOneof("record_type")
-            if kind_name in items:
-                row = {
-                    i.key or "/".join(i.nested_key): json.loads(i.value_json)
-                    for i in items[kind_name]
-                }
-                history.append(row) if kind_name == "history" else summary.update(row)
+    return records
+
+
+def read_wandb(run_dir: Path, timeout_s: float = 60.0) -> tuple[list[dict], dict]:
+    """The history rows and final summary of an offline W&B run under ``run_dir``.
+
+    ``run.finish()`` can return before W&B's service has written the file to its end (seen
+    on a loaded 2-core machine), so this reads until the run's ``exit`` record is there.
+    """
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    deadline = time.monotonic() + timeout_s
+    records = wandb_records(path)
+    while not any(record.HasField("exit") for record in records):
+        assert time.monotonic() < deadline, f"{path} has no exit record after {timeout_s} s"
+        time.sleep(0.1)
+        records = wandb_records(path)
+    history, summary = [], {}
+    for record in records:
+        kind = record.WhichOneof("record_type")
+        items = {"history": record.history.item, "summary": record.summary.update}
+        if kind in items:
+            row = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items[kind]}
+            history.append(row) if kind == "history" else summary.update(row)
     return history, summary
 
 

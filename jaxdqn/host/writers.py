@@ -182,5 +182,9 @@ class WandbWriter:
         self._run.summary["doctor_env_steps"] = step
 
     def close(self) -> None:
-        """Finishes the W&B run (an offline run's files are then complete)."""
+        """Finishes the W&B run.
+
+        W&B's service may go on writing an offline run's ``.wandb`` file for a moment after
+        this returns; the file is complete once it holds the run's ``exit`` record.
+        """
         self._run.finish()
