@@ -113,9 +113,14 @@ CASES = [  # (steps, num_envs, capacity, time_limit, n)
 
 
 @pytest.mark.parametrize(("steps", "num_envs", "capacity", "time_limit", "n"), CASES)
-@pytest.mark.parametrize("transform", ["plain", "jit"])
+# "binary search": the final observations' ring searched as a long one is.
+@pytest.mark.parametrize("transform", ["plain", "jit", "binary search"])
 @pytest.mark.parametrize("cut", [False, True])
-def test_n_step_batch_matches_numpy(steps, num_envs, capacity, time_limit, n, transform, cut):
+def test_n_step_batch_matches_numpy(
+    steps, num_envs, capacity, time_limit, n, transform, cut, monkeypatch
+):
+    if transform == "binary search":
+        monkeypatch.setattr(replay_module, "COMPARE_ALL_RING", 0)
     data = trajectories(steps * 100 + n, steps, num_envs, time_limit)
     state = fill(data, capacity, time_limit)
     slots, *expected = reference(data, capacity, n, cut)
@@ -136,10 +141,13 @@ def test_n_step_batch_matches_numpy(steps, num_envs, capacity, time_limit, n, tr
         assert np.any((discount > 0) & ~np.isclose(discount, GAMMA**n))
 
 
-def test_final_observations_survive_at_the_ring_bound():
+@pytest.mark.parametrize("compare_all_ring", [replay_module.COMPARE_ALL_RING, 0])
+def test_final_observations_survive_at_the_ring_bound(compare_all_ring, monkeypatch):
     """No terminations: every env truncates exactly every time_limit steps, so the rows
     hold as many truncated steps as the ring's bound allows; after many wraps every
-    next_obs is still right. One ring entry fewer loses one that is still needed."""
+    next_obs is still right (the ring counted, and binary-searched). One ring entry fewer
+    loses one that is still needed."""
+    monkeypatch.setattr(replay_module, "COMPARE_ALL_RING", compare_all_ring)
     steps, num_envs, capacity, time_limit = 90, 3, 40, 3
     data = trajectories(1, steps, num_envs, time_limit, p_terminate=0.0)
     ring = final_obs_capacity(capacity, num_envs, time_limit)

@@ -17,9 +17,10 @@ rows later. Only three cases need more, and they are kept beside the rows:
 
 * a **truncated** step bootstraps from the true final observation, while the next row
   holds the reset's first observation. Final observations of truncated steps go to a small
-  ring, each tagged with the global number of its row and found by binary search. An env
-  truncates at most once every ``max_episode_steps`` steps, which bounds how many of them
-  the buffer can hold (:func:`final_obs_capacity`), so the ring never drops one still needed;
+  ring, each tagged with the global number of its row and found by counting the entries
+  of earlier rows (binary search in a long ring). An env truncates at most once every
+  ``max_episode_steps`` steps, which bounds how many of them the buffer can hold
+  (:func:`final_obs_capacity`), so the ring never drops one still needed;
 * the **newest** row of each env has no next row yet: its next observation is kept in
   ``next_obs`` (``[E, ...]``), replaced on every add;
 * a **terminated** step needs no next observation: its bootstrap is weighted by 0.
@@ -429,12 +430,24 @@ def _next_obs(state: ReplayState, slots: jax.Array, written_after: jax.Array) ->
     )
 
 
+# Rings up to this many entries are searched by one comparison of every sampled row with
+# every entry ([B, F] compares, one fused op); longer ones by binary search (log2 F rounds
+# of gathers, each a separate operation: slow on a CPU, where XLA charges per operation).
+COMPARE_ALL_RING = 1024
+
+
 def _final_obs_slot(state: ReplayState, row: jax.Array) -> jax.Array:
     """The ring slot of the final observation stored for global row number ``row`` (int
-    ``[B]``), by binary search: the ring's live entries are in increasing row order. For a
-    row with no final observation, some slot (its value is then not used)."""
+    ``[B]``): the ring's live entries are in increasing row order, so the slot is the
+    oldest live entry's plus the number of live entries for earlier rows. For a row with no
+    final observation, some slot (its value is then not used)."""
     ring = state.final_row.shape[0]
-    lo = jnp.broadcast_to(jnp.maximum(state.final_count - ring, 0), row.shape)
+    oldest = jnp.maximum(state.final_count - ring, 0)  # global number of the oldest entry
+    if ring <= COMPARE_ALL_RING:
+        live = state.final_row >= 0  # every entry written so far is still live
+        earlier = live & (state.final_row < row[:, None])  # [B, F]
+        return (oldest + jnp.sum(earlier, axis=1, dtype=jnp.int32)) % ring
+    lo = jnp.broadcast_to(oldest, row.shape)
     hi = jnp.broadcast_to(state.final_count, row.shape)
     for _ in range(ring.bit_length()):  # enough halvings to empty [lo, hi) of size <= ring
         mid = (lo + hi) // 2
