@@ -228,9 +228,10 @@ def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = No
     ``peers`` (name -> a ``train(key)`` of the same work, :func:`peer.peer_train`) among
     them."""
     check_memory(config, seeds)
-    # Every program, full run and parts alike, spreads its seeds over the visible devices.
+    # jaxdqn's programs, full run and parts alike, spread their seeds over the visible
+    # devices; the peer runs as its users run it, on one device (it cannot shard).
     sharding = jaxdqn.seed_sharding(seeds)
-    keys = jax.device_put(jax.random.split(jax.random.key(0), seeds), sharding)
+    peer_sharding = jaxdqn.seed_sharding(seeds, jax.local_devices()[:1])
     programs = {
         "full": jaxdqn.make_train(config),
         "rollout": rollout_part(config),
@@ -238,16 +239,18 @@ def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = No
         "updates": updates_part(config),
     }
     programs.update(peers or {})
-    compiled, compile_s = {}, {}
+    compiled, compile_s, keys = {}, {}, {}
     for part, fn in programs.items():
         start = time.perf_counter()
-        each_device = jaxdqn.on_each_device(jax.vmap(fn), sharding)
-        compiled[part] = jax.jit(each_device).lower(keys).compile()
+        placed = peer_sharding if part in PEERS else sharding
+        keys[part] = jax.device_put(jax.random.split(jax.random.key(0), seeds), placed)
+        each_device = jaxdqn.on_each_device(jax.vmap(fn), placed)
+        compiled[part] = jax.jit(each_device).lower(keys[part]).compile()
         compile_s[part] = time.perf_counter() - start
     times = {part: [] for part in programs}
     for _ in range(repeats):
         for part, fn in compiled.items():
-            times[part].append(timed(lambda fn=fn: fn(keys)))
+            times[part].append(timed(lambda fn=fn, part=part: fn(keys[part])))
     med = {part: median(t) for part, t in times.items()}
     bound = med["rollout"] + med["replay"] + med["updates"]
     steps = config.total_timesteps * seeds
@@ -266,6 +269,7 @@ def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = No
         "num_envs": config.num_envs,
         "seeds": seeds,
         "devices": sharding.num_devices,
+        "peer_devices": peer_sharding.num_devices if peers else None,
         "env_steps_per_seed": config.total_timesteps,
         "updates_per_seed": config.total_updates(),
         "compile_s": compile_s["full"],
@@ -360,6 +364,7 @@ def print_rows(rows: list[dict], peers: dict, by_process: list[dict], repeats: i
             ("bytes_per_transition", "B/transition", ".1f"),
             ("pairs_f32_bytes_per_transition", "obs+next f32 B", "d"),
             ("program_mib_per_seed", "MiB/seed", ".1f"),
+            *([("peer_devices", "peer devices", "d")] if peers else []),
             *[column for peer in peers for column in (
                 (f"{peer}_s", f"{peer} s", ".2f"),
                 (f"speed_over_{peer}", f"speed/{peer}", ".2f"))],
