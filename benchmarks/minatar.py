@@ -10,7 +10,7 @@ the budget), so a 1M-step run is the first 1M steps of the paper's protocol.
     python benchmarks/minatar.py --total-timesteps 1000000 --seeds 3   # CPU: hours
     python benchmarks/minatar.py --games Breakout --presets rainbow --seeds 3
     python benchmarks/minatar.py --games SpaceInvaders --presets rainbow --key 100 \
-        --set exploration=epsilon_greedy --name eps   # a tuning run on keys no table uses
+        --set learning_rate=1e-4 --name lr1e-4   # a tuning run on keys no table uses
     python benchmarks/minatar.py --smoke              # the Rainbow preset, seconds; CI
 
 Writes ``minatar_<budget>_<device>.json`` (every curve) and a PNG of the training
