@@ -223,6 +223,41 @@ def updates_part(config):
 PEERS = ("peer", "peer_keys_kept")
 
 
+def compile_and_time(programs: dict, placements: dict, seeds: int, repeats: int):
+    """``(compiled, compile_s, times)`` of each ``train(key)`` in ``programs``, vmapped
+    over ``seeds`` keys placed by ``placements[part]`` (a :func:`jaxdqn.seed_sharding`):
+    compiled ahead of time, then run ``repeats`` times, interleaved."""
+    compiled, compile_s, keys = {}, {}, {}
+    for part, fn in programs.items():
+        start = time.perf_counter()
+        placed = placements[part]
+        keys[part] = jax.device_put(jax.random.split(jax.random.key(0), seeds), placed)
+        each_device = jaxdqn.on_each_device(jax.vmap(fn), placed)
+        compiled[part] = jax.jit(each_device).lower(keys[part]).compile()
+        compile_s[part] = time.perf_counter() - start
+    times = {part: [] for part in programs}
+    for _ in range(repeats):
+        for part, fn in compiled.items():
+            times[part].append(timed(lambda fn=fn, part=part: fn(keys[part])))
+    return compiled, compile_s, times
+
+
+def memory_bytes(compiled) -> tuple[int | None, int | None]:
+    """``(program bytes, device peak bytes)``: the arguments, outputs and temporaries of
+    one device's ``compiled`` program, and the first device's peak use (``None`` where
+    the backend does not say: the peak on CPU)."""
+    memory = compiled.memory_analysis()
+    program_bytes = None
+    if memory is not None:
+        program_bytes = (
+            memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+        )
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    peak = stats["peak_bytes_in_use"] if stats and "peak_bytes_in_use" in stats else None
+    return program_bytes, peak
+
+
 def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = None) -> dict:
     """One row: the full run and its parts, each vmapped over ``seeds`` seeds, and
     ``peers`` (name -> a ``train(key)`` of the same work, :func:`peer.peer_train`) among
@@ -239,31 +274,12 @@ def measure(name: str, config, seeds: int, repeats: int, peers: dict | None = No
         "updates": updates_part(config),
     }
     programs.update(peers or {})
-    compiled, compile_s, keys = {}, {}, {}
-    for part, fn in programs.items():
-        start = time.perf_counter()
-        placed = peer_sharding if part in PEERS else sharding
-        keys[part] = jax.device_put(jax.random.split(jax.random.key(0), seeds), placed)
-        each_device = jaxdqn.on_each_device(jax.vmap(fn), placed)
-        compiled[part] = jax.jit(each_device).lower(keys[part]).compile()
-        compile_s[part] = time.perf_counter() - start
-    times = {part: [] for part in programs}
-    for _ in range(repeats):
-        for part, fn in compiled.items():
-            times[part].append(timed(lambda fn=fn, part=part: fn(keys[part])))
+    placements = {part: peer_sharding if part in PEERS else sharding for part in programs}
+    compiled, compile_s, times = compile_and_time(programs, placements, seeds, repeats)
     med = {part: median(t) for part, t in times.items()}
     bound = med["rollout"] + med["replay"] + med["updates"]
     steps = config.total_timesteps * seeds
-    memory = compiled["full"].memory_analysis()
-    program_bytes = None
-    if memory is not None:
-        program_bytes = (
-            memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-        )
-    peak = None
-    stats = jax.devices()[0].memory_stats() if jax.devices()[0].platform != "cpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        peak = stats["peak_bytes_in_use"]
+    program_bytes, peak = memory_bytes(compiled["full"])
     row = {
         "row": name,
         "num_envs": config.num_envs,
