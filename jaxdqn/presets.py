@@ -153,11 +153,9 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
     """The MinAtar DQN preset made Rainbow, with settings of "Revisiting Rainbow"
     (Obando-Ceron & Castro 2021) for MinAtar: 51 atoms on [-100, 100], Adam with
     ε = 3.125e-4, a hard target copy every 1,000 env steps, 3-step prioritized replay,
-    noisy dense layers, a dueling head, and learning from 1,024 env steps on. Adam's
-    learning rate is the DQN preset's 2.5e-4 (Revisiting Rainbow's 1e-4 learned more
-    slowly here), and the DQN preset's ε-greedy schedule acts beside the noise, so play
-    never settles into one fixed game. A starting point: not yet proven over its
-    budget."""
+    noisy dense layers, a dueling head, and learning from 1,024 env steps on; Adam's
+    learning rate is the DQN preset's 2.5e-4, and the DQN preset's ε-greedy schedule
+    acts beside the noise. A starting point: not yet proven over its budget."""
     return dataclasses.replace(
         _minatar(env_id),
         learning_starts=1_024,
