@@ -93,10 +93,15 @@ class DQNConfig:
         1000 (the sum is unrolled when the program is traced).
       n_step_cut: also stop an n-step sum before the first later stored action that is
         not the online network's greedy action now, and bootstrap there (Watkins's Q(λ)
-        cut; n - 1 more forward passes per update). Without it the sum mixes in the
-        returns of other actions, so Q learns a value between the greedy policy's and the
-        behaviour's (``jaxdqn probe``'s NextMax shows it); with it, early sums are mostly
-        one step long, which slows learning where that bias is mild (CartPole).
+        cut; one forward pass over the n - 1 later observations per update). Without it
+        the sum mixes in the returns of other actions, so Q learns a value between the
+        greedy policy's and the behaviour's (``jaxdqn probe``'s NextMax shows it).
+      n_step_cut_tolerance: with ``n_step_cut``, a later stored action also continues the
+        sum when its Q-value is within this fraction of ``|max Q|`` of the max, in [0, 1)
+        (0: only the greedy action). Where the actions' values are close (CartPole), a
+        strict cut stops most sums after one step; a tolerance keeps those sums long
+        while still cutting at clearly worse actions, and moves each later step's value
+        by at most ``n_step_cut_tolerance * |max Q|``.
       prioritized: proportional prioritized replay (Schaul et al. 2016): rows are drawn
         with probability proportional to ``|δ|^priority_alpha + priority_eps`` (new rows
         at the largest priority so far) and the loss is weighted by importance weights
@@ -193,6 +198,7 @@ class DQNConfig:
     double_q: bool = True
     n_step: int = 1
     n_step_cut: bool = False
+    n_step_cut_tolerance: float = 0.0
     prioritized: bool = False
     priority_alpha: float = 0.6
     priority_beta: float = 0.4
@@ -508,6 +514,7 @@ def _field_checks(cfg: DQNConfig) -> list[Callable[[], object]]:
         partial(_real_field, cfg, "target_tau", 0.0, 1.0, open_low=True),
         partial(_real_field, cfg, "exploration_decay", 0.0, 1.0, open_low=True),
         partial(_real_field, cfg, "sticky_actions", 0.0, 1.0, open_high=True),
+        partial(_real_field, cfg, "n_step_cut_tolerance", 0.0, 1.0, open_high=True),
         *(
             partial(_real_field, cfg, name, 0.0, math.inf if temperature else 1.0,
                     open_low=temperature)
@@ -570,6 +577,9 @@ def _relation_problems(cfg: DQNConfig) -> list[tuple[str, object, str]]:
          "target_update_period", cfg.target_update_period,
          f"must be <= the run's {cfg.total_updates()} gradient updates, or the target "
          "network is never synced and every target comes from the initial network"),
+        (cfg.n_step_cut_tolerance > 0 and not cfg.n_step_cut, "n_step_cut_tolerance",
+         cfg.n_step_cut_tolerance,
+         "is the slack of the n-step cut: set n_step_cut=true too, or leave it at 0"),
         (cfg.distributional and cfg.v_min >= cfg.v_max, "v_max", cfg.v_max,
          f"must be > v_min={cfg.v_min}: the atoms' support is [v_min, v_max]"),
         (cfg.log_interval is not None

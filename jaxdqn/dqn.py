@@ -135,6 +135,7 @@ def build(config: DQNConfig, env: Any = None, env_params: Any = None) -> Compone
         batch_size=config.batch_size,
         n_step=config.n_step,
         n_step_cut=config.n_step_cut,
+        n_step_cut_tolerance=config.n_step_cut_tolerance,
         valid_flags=is_batched(bound),
         prioritized=config.prioritized,
         priority_alpha=config.priority_alpha,

@@ -43,6 +43,8 @@ INVALID = [
     ("max_grad_norm", {"max_grad_norm": -1.0}),
     ("loss", {"loss": "mse"}),
     ("huber_delta", {"huber_delta": 0.0}),
+    ("n_step_cut_tolerance", {"n_step_cut": True, "n_step_cut_tolerance": 1.0}),
+    ("n_step_cut_tolerance", {"n_step_cut_tolerance": 0.1}),  # without n_step_cut
     ("double_q", {"double_q": 1}),
     ("truncation_is_terminal", {"truncation_is_terminal": "no"}),
     ("target_update_period", {"target_update_period": 0}),

@@ -59,18 +59,29 @@ def fill(data: dict[str, np.ndarray], capacity: int, time_limit: int | None):
     return state
 
 
-def greedy_of(obs):
-    """A fixed 'greedy policy' of the tests (NumPy or JAX arrays, traced too): one of 3
-    actions from a 2-d observation, so some stored (random) actions agree with it and
-    some do not."""
-    return (obs[..., 0] > 0).astype("int32") + (obs[..., 1] > 0.5).astype("int32")
+VALUE_WEIGHTS = np.array([[-1.0, 1.0, 0.2], [0.0, 0.5, 1.0]], np.float32)  # [obs, action]
+VALUE_BIAS = np.array([0.3, 0.0, -0.4], np.float32)
 
 
-def reference(data, capacity: int, n: int, cut: bool = False):
+def values_of(obs):
+    """Fixed 'Q-values' of the tests (NumPy or JAX arrays, traced too): 3 actions from a
+    2-d observation ``[..., 2] -> [..., 3]``, whose gaps vary, so some stored (random)
+    actions are greedy, some near-greedy and some far below."""
+    return obs @ VALUE_WEIGHTS + VALUE_BIAS
+
+
+def follows(obs, action, tolerance: float) -> bool:
+    """The cut's rule in NumPy: ``action`` counts as greedy under :func:`values_of`."""
+    q = values_of(np.asarray(obs, np.float32))
+    return bool(q[action] >= q.max() - tolerance * abs(q.max()))
+
+
+def reference(data, capacity: int, n: int, cut: float | None = None):
     """Per slot (oldest write first): obs and the n-step reward, discount and next_obs,
-    from the full per-step data (obs and next_obs of every step); with ``cut`` a sum
-    stops before a later step whose action is not :func:`greedy_of` its observation, and
-    bootstraps from that observation, which is the previous step's next_obs."""
+    from the full per-step data (obs and next_obs of every step); with a ``cut``
+    tolerance a sum stops before a later step whose action does not :func:`follows` its
+    observation, and bootstraps from that observation, which is the previous step's
+    next_obs."""
     steps, num_envs = data["reward"].shape
     written = steps * num_envs
     rows = {}
@@ -80,7 +91,8 @@ def reference(data, capacity: int, n: int, cut: bool = False):
         for k in range(n):
             if t + k >= steps:  # not written yet
                 break
-            if cut and k > 0 and data["action"][t + k, e] != greedy_of(data["obs"][t + k, e]):
+            step = (data["obs"][t + k, e], data["action"][t + k, e])
+            if cut is not None and k > 0 and not follows(*step, cut):
                 break
             total += GAMMA**k * float(data["reward"][t + k, e])
             m = k + 1
@@ -115,7 +127,7 @@ CASES = [  # (steps, num_envs, capacity, time_limit, n)
 @pytest.mark.parametrize(("steps", "num_envs", "capacity", "time_limit", "n"), CASES)
 # "binary search": the final observations' ring searched as a long one is.
 @pytest.mark.parametrize("transform", ["plain", "jit", "binary search"])
-@pytest.mark.parametrize("cut", [False, True])
+@pytest.mark.parametrize("cut", [None, 0.0, 0.5])  # no cut, greedy only, a tolerance
 def test_n_step_batch_matches_numpy(
     steps, num_envs, capacity, time_limit, n, transform, cut, monkeypatch
 ):
@@ -124,19 +136,22 @@ def test_n_step_batch_matches_numpy(
     data = trajectories(steps * 100 + n, steps, num_envs, time_limit)
     state = fill(data, capacity, time_limit)
     slots, *expected = reference(data, capacity, n, cut)
-    if cut and n > 1:  # the cut changes some targets of these data
-        assert not np.allclose(expected[1], reference(data, capacity, n)[2])
+    if cut is not None and n > 1:  # the cut changes some targets of these data
+        for other in {None, 0.0, 0.5} - {cut}:
+            assert not np.allclose(expected[1], reference(data, capacity, n, other)[2])
 
     def build(state, slots):
-        policy = greedy_of if cut else None
-        return n_step_batch(state, slots, n=n, gamma=GAMMA, greedy_actions=policy)
+        values = None if cut is None else values_of
+        return n_step_batch(
+            state, slots, n=n, gamma=GAMMA, action_values=values, cut_tolerance=cut or 0.0
+        )
 
     fn = jax.jit(build) if transform == "jit" else build
     assert_batch_matches(fn(state, jnp.asarray(slots, jnp.int32)), *expected)
     discount = expected[2]
     assert np.any(discount == 0.0)  # the data exercise every case: terminated,
     assert np.any(data["truncated"])  # truncated (bootstrap from the final obs),
-    if n > 1 and not cut:  # full n steps, and cut short by an end or by unwritten rows
+    if n > 1 and cut is None:  # full n steps, and cut short by an end or by unwritten rows
         assert np.any(np.isclose(discount, GAMMA**n))
         assert np.any((discount > 0) & ~np.isclose(discount, GAMMA**n))
 
@@ -209,6 +224,10 @@ def test_add_refuses_a_step_of_another_width():
         replay.add(state, two._replace(next_obs=jnp.zeros((2, 2), jnp.int32)))
     with pytest.raises(ValueError, match="capacity=1 is invalid: must be >= num_envs=2"):
         make_replay(1, 2, 5, batch_size=1)
+    with pytest.raises(ValueError, match=r"tolerance=-0\.1 is invalid: must be in \[0, 1\)"):
+        make_replay(8, 2, 5, batch_size=1, n_step_cut=True, n_step_cut_tolerance=-0.1)
+    with pytest.raises(ValueError, match=r"cut_tolerance=1\.0 is invalid: must be in \[0, 1\)"):
+        n_step_batch(state, jnp.zeros(1, jnp.int32), n=2, gamma=0.9, cut_tolerance=1.0)
 
 
 @pytest.mark.parametrize(

@@ -103,9 +103,10 @@ class Learner(NamedTuple):
       inspect_names: the names of ``inspect``'s fields (empty without ``inspect``).
       stat_max: the names in ``stat_names`` that a log window reduces by their largest
         value; the others by their mean.
-      greedy_actions: ``greedy_actions(state, obs) -> int32 [B]``, the online network's
-        greedy actions on observations ``[B, ...]`` (the policy n-step sums are cut by,
-        :func:`jaxdqn.core.replay.n_step_batch`), or ``None``.
+      action_values: ``action_values(state, obs) -> float32 [B, A]``, the online
+        network's Q-values on observations ``[B, ...]`` (the means of a distributional
+        head; what n-step sums are cut by, :func:`jaxdqn.core.replay.n_step_batch`), or
+        ``None``.
       takes_key: ``update`` takes a fourth argument, a PRNG key of its own per update
         (the noise of noisy networks); the loop passes one.
     """
@@ -116,7 +117,7 @@ class Learner(NamedTuple):
     inspect: Callable[[LearnerState, Any, Batch], Any] | None = None
     inspect_names: tuple[str, ...] = ()
     stat_max: tuple[str, ...] = ()
-    greedy_actions: Callable[[LearnerState, jax.Array], jax.Array] | None = None
+    action_values: Callable[[LearnerState, jax.Array], jax.Array] | None = None
     takes_key: bool = False
 
 
@@ -347,13 +348,13 @@ def make_learner(
         inspect=partial(_inspect, parts) if inspect else None,
         inspect_names=InspectSignals._fields if inspect else (),
         stat_max=MAX_STATS,
-        greedy_actions=partial(_greedy_actions, parts),
+        action_values=partial(_action_values, parts),
         takes_key=is_noisy(q_network),
     )
 
 
-def _greedy_actions(parts: _LearnerParts, state: LearnerState, obs: jax.Array) -> jax.Array:
-    return jnp.argmax(parts.q_network.apply(state.params, obs), axis=-1).astype(jnp.int32)
+def _action_values(parts: _LearnerParts, state: LearnerState, obs: jax.Array) -> jax.Array:
+    return parts.q_network.apply(state.params, obs)
 
 
 def _check_learner_args(loss: str, learning_rate_schedule: str, total_updates: int) -> None:

@@ -280,7 +280,7 @@ def _learn(
         learner_state, replay_state = carry
         progress = jnp.minimum(learner_state.updates / parts.layout.total_updates, 1.0)
         sample = replay.sample(
-            replay_state, key, hparams.gamma, progress, _greedy_policy(learner, learner_state)
+            replay_state, key, hparams.gamma, progress, _action_values(learner, learner_state)
         )
         own_key = (jax.random.fold_in(key, LEARNER_STREAM),) if learner.takes_key else ()
         learned, stats, td = learner.update(learner_state, sample.batch, hparams, *own_key)
@@ -351,9 +351,9 @@ def _log_window(parts: _Parts, state: TrainState) -> tuple[TrainState, Metrics]:
     return state, metrics
 
 
-def _greedy_policy(learner: Learner, state: LearnerState) -> Callable | None:
-    """``obs -> greedy actions`` of the learner's current online network, if it has one."""
-    return None if learner.greedy_actions is None else partial(learner.greedy_actions, state)
+def _action_values(learner: Learner, state: LearnerState) -> Callable | None:
+    """``obs -> Q-values`` of the learner's current online network, if it has one."""
+    return None if learner.action_values is None else partial(learner.action_values, state)
 
 
 def _inspect(parts: _Parts, state: TrainState, earlier_params: Any) -> Metrics:
@@ -361,8 +361,8 @@ def _inspect(parts: _Parts, state: TrainState, earlier_params: Any) -> Metrics:
     of their own (the run's key is not advanced); NaN before the first update."""
     key = jax.random.fold_in(state.key, INSPECT_STREAM)
     progress = jnp.minimum(state.updates / parts.layout.total_updates, 1.0)
-    policy = _greedy_policy(parts.learner, state.learner)
-    batch = parts.replay.sample(state.replay, key, state.hparams.gamma, progress, policy).batch
+    values = _action_values(parts.learner, state.learner)
+    batch = parts.replay.sample(state.replay, key, state.hparams.gamma, progress, values).batch
     signals = parts.learner.inspect(state.learner, earlier_params, batch)
     learned = state.updates > 0
     return {

@@ -97,14 +97,14 @@ class Replay(NamedTuple):
         :class:`jaxdqn.Transition` with leaves ``[num_envs, ...]`` whose ``next_obs`` is
         the true next observation (the final one where an episode ended). With
         prioritized replay the new rows get the largest priority set so far.
-      sample: ``sample(state, key, gamma, progress, greedy_actions=None) ->
+      sample: ``sample(state, key, gamma, progress, action_values=None) ->
         ReplaySample``: ``batch_size`` written rows, drawn uniformly with replacement or in
         proportion to their priorities, with their ``n_step`` targets at discount
         ``gamma`` (may be traced). ``progress`` (float ``[]`` in [0, 1], the fraction of
         the run's updates done) anneals the importance-weight exponent β from
         ``priority_beta`` to 1; uniform replay ignores it and gives unit weights. A replay
-        built with ``n_step_cut`` needs ``greedy_actions`` (``obs [B, ...] -> int [B]``),
-        the policy its sums are cut by.
+        built with ``n_step_cut`` needs ``action_values`` (``obs [B, ...] -> float
+        [B, A]``, the current Q-values), by which its sums are cut.
       update_priorities: ``update_priorities(state, slots, td, mask) -> state``: the rows
         at ``slots`` (int ``[B]``) take priority ``|td|^α + ε`` (``td`` ``[B]``) where
         ``mask`` (bool ``[]``, may be traced) is true, and keep theirs where it is false;
@@ -139,6 +139,7 @@ def make_replay(
     batch_size: int,
     n_step: int = 1,
     n_step_cut: bool = False,
+    n_step_cut_tolerance: float = 0.0,
     valid_flags: bool = False,
     prioritized: bool = False,
     priority_alpha: float = 0.6,
@@ -155,9 +156,12 @@ def make_replay(
       batch_size: rows per :attr:`Replay.sample`.
       n_step: steps summed per target (1 is the one-step target), at most
         ``capacity // num_envs``.
-      n_step_cut: stop each sum before the first later action that is not greedy under
-        the policy :attr:`Replay.sample` is given, and bootstrap there
+      n_step_cut: stop each sum before the first later stored action that is not greedy
+        under the Q-values :attr:`Replay.sample` is given, and bootstrap there
         (:func:`n_step_batch`).
+      n_step_cut_tolerance: with ``n_step_cut``, a later action still counts as greedy
+        when its Q-value is within this fraction of ``|max Q|`` of the max (0: only the
+        greedy action does), in [0, 1).
       valid_flags: the transitions carry ``valid`` (:attr:`jaxdqn.Transition.valid`, e.g.
         EnvPool's reset steps are not transitions): a row whose flag is false is stored, so
         the rows stay in time order, and never learned from (weight 0 in uniform batches,
@@ -174,15 +178,18 @@ def make_replay(
 
     Raises:
       ValueError: naming the argument, for a ``capacity`` below ``num_envs``, a
-        ``batch_size`` below 1, or an ``n_step`` outside ``[1, capacity // num_envs]``.
+        ``batch_size`` below 1, an ``n_step`` outside ``[1, capacity // num_envs]``, or an
+        ``n_step_cut_tolerance`` outside [0, 1).
     """
     _check_replay_args(capacity, num_envs, batch_size, n_step)
+    _check_cut_tolerance("n_step_cut_tolerance", n_step_cut_tolerance)
     parts = _ReplayParts(
         storage=_make_storage(capacity, num_envs, max_episode_steps, bool(valid_flags)),
         capacity=capacity,
         batch_size=batch_size,
         n_step=n_step,
         n_step_cut=bool(n_step_cut),
+        cut_tolerance=float(n_step_cut_tolerance),
         valid_flags=bool(valid_flags),
         prioritized=prioritized,
         priority_alpha=priority_alpha,
@@ -212,12 +219,20 @@ def _check_replay_args(capacity: int, num_envs: int, batch_size: int, n_step: in
         )
 
 
+def _check_cut_tolerance(name: str, tolerance: float) -> None:
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(
+            f"{name}={tolerance!r} is invalid: must be in [0, 1) (a fraction of |max Q|)."
+        )
+
+
 class _ReplayParts(NamedTuple):
     storage: _Storage
     capacity: int
     batch_size: int
     n_step: int
     n_step_cut: bool
+    cut_tolerance: float
     valid_flags: bool
     prioritized: bool
     priority_alpha: float
@@ -241,16 +256,19 @@ def _add(parts: _ReplayParts, state: ReplayState, transition: Transition) -> Rep
 
 
 def _sample(
-    parts: _ReplayParts, state: ReplayState, key: jax.Array, gamma, progress, greedy_actions=None
+    parts: _ReplayParts, state: ReplayState, key: jax.Array, gamma, progress, action_values=None
 ):
     if parts.prioritized:
         slots, probabilities = sum_tree_sample(state.priorities, key, parts.batch_size)
     else:
         slots = parts.storage.sample_slots(state, key, parts.batch_size)
-    if parts.n_step_cut and greedy_actions is None:
-        raise ValueError("sample: a replay built with n_step_cut needs greedy_actions.")
-    cut = greedy_actions if parts.n_step_cut else None
-    batch = n_step_batch(state, slots, n=parts.n_step, gamma=gamma, greedy_actions=cut)
+    if parts.n_step_cut and action_values is None:
+        raise ValueError("sample: a replay built with n_step_cut needs action_values.")
+    batch = n_step_batch(
+        state, slots, n=parts.n_step, gamma=gamma,
+        action_values=action_values if parts.n_step_cut else None,
+        cut_tolerance=parts.cut_tolerance,
+    )  # fmt: skip
     if parts.prioritized:
         beta = parts.priority_beta + (1.0 - parts.priority_beta) * progress
         weights = importance_weights(probabilities, state.rows.size, beta)
@@ -357,47 +375,58 @@ def n_step_batch(
     *,
     n: int,
     gamma,
-    greedy_actions: Callable[[jax.Array], jax.Array] | None = None,
+    action_values: Callable[[jax.Array], jax.Array] | None = None,
+    cut_tolerance: float = 0.0,
 ) -> Batch:
     """The n-step :class:`Batch` of the transitions stored at ``slots``.
 
     The sum runs over at most ``n`` steps of the sampled step's episode, and stops after a
     terminated or truncated step or before a step not yet written. With
-    ``greedy_actions`` it also stops before the first later step whose stored action is
-    not the greedy one now, and bootstraps from that step's observation (Watkins's Q(λ)
-    cut): the sum then follows the greedy policy whose value the bootstrap's max
-    estimates, instead of mixing in the returns of other actions.
+    ``action_values`` it also stops before the first later step whose stored action is
+    not greedy now, and bootstraps from that step's observation (Watkins's Q(λ) cut): the
+    sum then follows the greedy policy whose value the bootstrap's max estimates, instead
+    of mixing in the returns of other actions. A stored action ``a`` counts as greedy
+    where ``Q(s, a) >= max Q(s) - cut_tolerance * |max Q(s)|``; a tolerance lets
+    near-greedy actions continue the sum, which shifts each later step's value by at most
+    ``cut_tolerance * |max Q|``.
 
     Args:
       state: a :class:`ReplayState`.
       slots: int ``[B]``: the rows whose targets are wanted (written rows only).
       n: static int >= 1; ``n = 1`` gives the 1-step target.
       gamma: discount, a float or a traced scalar.
-      greedy_actions: ``obs [B, *obs_shape] -> int [B]``, the current greedy policy
-        (called on the observations of steps 1 .. n-1); ``None``: no cut.
+      action_values: ``obs [M, *obs_shape] -> float [M, A]``, the current Q-values,
+        called once on the observations of steps 1 .. n-1 (``M = (n - 1) B``); ``None``:
+        no cut.
+      cut_tolerance: static float in [0, 1): the greedy slack, a fraction of ``|max Q|``.
 
     Returns:
       A :class:`Batch` with leaves ``[B, ...]`` and unit weights. Where ``discount`` is 0
       (the sum ended at a terminated step), ``next_obs`` is an arbitrary stored observation.
+
+    Raises:
+      ValueError: for a ``cut_tolerance`` outside [0, 1).
     """
+    _check_cut_tolerance("cut_tolerance", cut_tolerance)
     data: StoredStep = state.rows.data
     capacity = data.reward.shape[0]
     stride = state.next_obs.shape[0]  # rows per time step: the next step of a row's env
     written_after = (state.rows.position - 1 - slots) % capacity  # rows newer than each slot
     gamma = jnp.asarray(gamma, jnp.float32)
+    later = [(slots + k * stride) % capacity for k in range(1, n)]  # the rows of steps 1..n-1
+    greedy = _greedy_flags(data, later, action_values, cut_tolerance)
     reward = data.reward[slots].astype(jnp.float32)
     alive = jnp.ones(slots.shape, bool)  # step k still belongs to the sampled episode
     last = slots  # the row of the last step summed so far
     last_written_after = written_after
     steps = jnp.ones(slots.shape, jnp.float32)  # m: how many steps are summed
-    for k in range(1, n):
+    for k, rows in enumerate(later, start=1):
         ended = data.terminated[last] | data.truncated[last]
-        rows = (slots + k * stride) % capacity
         alive = alive & ~ended & (k * stride <= written_after)
         if data.valid is not None:  # never sum over a step that is not a transition
             alive = alive & data.valid[rows]
-        if greedy_actions is not None:
-            alive = alive & (greedy_actions(data.obs[rows]) == data.action[rows])
+        if greedy is not None:
+            alive = alive & greedy[k - 1]
         reward = reward + jnp.where(alive, gamma**k * data.reward[rows], 0.0)
         last = jnp.where(alive, rows, last)
         last_written_after = jnp.where(alive, written_after - k * stride, last_written_after)
@@ -411,6 +440,21 @@ def n_step_batch(
         next_obs=_next_obs(state, last, last_written_after),
         weight=jnp.ones(slots.shape, jnp.float32),
     )
+
+
+def _greedy_flags(
+    data: StoredStep, later: list[jax.Array], action_values, tolerance: float
+) -> jax.Array | None:
+    """Whether the stored action of each row in ``later`` (``n - 1`` int arrays ``[B]``)
+    counts as greedy under ``action_values``: bool ``[n - 1, B]``, from one call on all
+    their observations; ``None`` without ``action_values`` or later steps."""
+    if action_values is None or not later:
+        return None
+    rows = jnp.concatenate(later)
+    q = action_values(data.obs[rows])  # [(n - 1) B, A]
+    taken = jnp.take_along_axis(q, data.action[rows].astype(jnp.int32)[:, None], axis=-1)[:, 0]
+    best = q.max(axis=-1)
+    return (taken >= best - tolerance * jnp.abs(best)).reshape(len(later), -1)
 
 
 def _next_obs(state: ReplayState, slots: jax.Array, written_after: jax.Array) -> jax.Array:
