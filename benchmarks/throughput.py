@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -130,7 +131,7 @@ def rollout_part(config):
 def replay_part(config):
     """The run's replay adds (every env step), samples and priority updates (every
     update), for one seed, through the run's own replay component (uniform or
-    prioritized as the config says)."""
+    prioritized as the config says; an n-step cut reads the initial network's Q-values)."""
     parts = jaxdqn.build(config)
     replay, spec = parts.replay, parts.env.spec
     time_limit = spec.max_episode_steps
@@ -155,9 +156,12 @@ def replay_part(config):
             )
             return (replay.add(state, step_rows), total), None
 
+        learner = parts.learner.init(jax.random.fold_in(key, 1), rows.obs[:1])
+        values = partial(parts.learner.action_values, learner) if config.n_step_cut else None
+
         def sample(carry, key):
             state, total = carry
-            drawn = replay.sample(state, key, config.gamma, 0.5)
+            drawn = replay.sample(state, key, config.gamma, 0.5, values)
             total += sum(jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(drawn.batch))
             # New priorities from numbers the draw produced (a no-op for uniform replay).
             td = drawn.batch.reward + drawn.batch.weight

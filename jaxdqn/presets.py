@@ -19,11 +19,15 @@ SOLVED_RETURN = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 _PRESETS: dict[str, DQNConfig] = {
     # gamma 0.995: a late failure of CartPole is the cart drifting out of bounds a few
     # hundred steps ahead, which gamma 0.99 (horizon ~100) barely sees. Prioritized replay,
-    # 3-step returns, a dueling head and layer norm are all on. The buffer keeps the whole
-    # run: once episodes reach the 500-step limit a smaller one holds no failures, nothing
-    # separates the actions and the policy collapses. The learning rate decays linearly to
-    # 0 and ε ends at 0.01, so the final policy settles. CHANGELOG.md has the seed counts
-    # behind each choice.
+    # 3-step returns, a dueling head and layer norm are all on. A 3-step sum stops at a
+    # stored action whose value is more than 10% of |max Q| below the greedy one's
+    # (n_step_cut with a tolerance): CartPole's two actions are mostly worth about the
+    # same, so a strict cut would end nearly every sum after one step, while no cut learns
+    # the exploring behaviour's value where the choice matters (jaxdqn probe's NextMax).
+    # The buffer keeps the whole run: once episodes reach the 500-step limit a smaller one
+    # holds no failures, nothing separates the actions and the policy collapses. The
+    # learning rate decays linearly to 0 and ε ends at 0.01, so the final policy settles.
+    # CHANGELOG.md has the seed counts behind each choice.
     "CartPole-v1": DQNConfig(
         env_id="CartPole-v1",
         num_envs=8,
@@ -44,6 +48,8 @@ _PRESETS: dict[str, DQNConfig] = {
         hidden_sizes=(120, 84),
         prioritized=True,
         n_step=3,
+        n_step_cut=True,
+        n_step_cut_tolerance=0.1,
         dueling=True,
         layer_norm=True,
     ),

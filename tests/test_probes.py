@@ -153,12 +153,14 @@ def test_truncation_stored_as_terminal_fails_the_time_limit_probe_by_name():
 
 def test_n_step_cut_removes_the_bias_the_next_max_probe_finds():
     """Uncorrected 3-step sums learn a value between the greedy policy's and the
-    behaviour's; cut at the first non-greedy action, they learn the exact Q."""
-    base = dataclasses.replace(jaxdqn.get_preset("ChainWalk-v0"), n_step=3)
+    behaviour's; cut at the first action that is not (near-)greedy, as the CartPole preset
+    cuts them, they learn the exact Q."""
+    preset = jaxdqn.get_preset("CartPole-v1")
+    assert preset.n_step == 3 and preset.n_step_cut and preset.n_step_cut_tolerance > 0
     results = [
-        run_probes(dataclasses.replace(base, n_step_cut=cut), seeds=2, total_timesteps=4_000,
-                   env_ids=("Probe-NextMax-v0",))[0]
-        for cut in (False, True)
+        run_probes(config, seeds=2, total_timesteps=4_000, env_ids=("Probe-NextMax-v0",))[0]
+        for config in (dataclasses.replace(preset, n_step_cut=False, n_step_cut_tolerance=0.0),
+                       preset)
     ]  # fmt: skip
     uncut, cut = results
     assert not uncut.passed and "n_step_cut=true" in uncut.checks
@@ -191,3 +193,25 @@ def test_evaluate_values_against_hand_computed_discounted_returns():
             np.testing.assert_allclose(got.q_first, first, rtol=1e-6)
     with pytest.raises(ValueError, match=r"gamma=1\.0 is invalid"):
         value_horizon(1.0)
+
+
+# The MinAtar Rainbow presets sum 3 steps uncorrected, and NextMax finds the bias (error
+# 0.19): strict xfails, so a fix shows up as a failure to update.
+RAINBOW_NEXT_MAX = pytest.mark.xfail(
+    strict=True, reason="uncorrected 3-step sums: NextMax finds their bias"
+)
+EVERY_PRESET = [
+    pytest.param(env_id, variant, marks=RAINBOW_NEXT_MAX if variant == "rainbow" else ())
+    for variant in jaxdqn.presets.PRESET_VARIANTS
+    for env_id in jaxdqn.presets.preset_ids(variant)
+]
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize(("env_id", "variant"), EVERY_PRESET)
+def test_every_preset_passes_every_probe(env_id, variant):
+    """``jaxdqn probe``'s own settings (4 seeds x 10,000 env steps per probe) on every
+    preset's learner: all seven pass. About a minute of compiling per preset on a CPU."""
+    results = run_probes(jaxdqn.get_preset(env_id, variant))
+    failed = [(r.env_id, r.error, r.checks) for r in results if not r.passed]
+    assert not failed, failed
