@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -54,31 +55,21 @@ def learning_curve(
     points = config.num_log_points()
     if points % evals:
         raise ValueError(f"--evals={evals} must divide the {points} log points of the run.")
-    sharding = jaxdqn.seed_sharding(seeds)  # every visible device trains its share
-    keys = jax.device_put(jax.random.split(jax.random.key(key), seeds), sharding)
-    trainer = jaxdqn.make_trainer(config)
     start = time.perf_counter()
-    each_device = functools.partial(jaxdqn.on_each_device, sharding=sharding)
-    init = jax.jit(each_device(jax.vmap(trainer.init))).lower(keys).compile()
-    state = init(keys)
-    run = jax.vmap(lambda s: trainer.run(s, points // evals))
-    chunk = jax.jit(each_device(run), donate_argnums=0).lower(state).compile()
-    greedy = jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes))
-    evaluate = jax.jit(each_device(greedy))
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, EVAL_SEED))(keys)
-    evaluate = evaluate.lower(state.params, eval_keys).compile()
+    programs = _compile(config, seeds, key, points // evals, eval_episodes)
     compile_s = time.perf_counter() - start
+    state = programs.state
     steps, wall, returns = [], [], []
     training = {name: [] for name in TRAINING_METRICS}
     train_s = 0.0
     for _ in range(evals):
         start = time.perf_counter()
-        state, metrics = chunk(state)
+        state, metrics = programs.chunk(state)
         jax.block_until_ready(state)
         train_s += time.perf_counter() - start
         for name in TRAINING_METRICS:
             training[name].append(np.asarray(metrics[name]))
-        greedy = np.asarray(evaluate(state.params, eval_keys).mean(axis=1))
+        greedy = np.asarray(programs.evaluate(state.params, programs.eval_keys).mean(axis=1))
         steps.append(int(np.asarray(state.env_steps)[0]))
         wall.append(train_s)
         returns.append(greedy.tolist())
@@ -86,22 +77,11 @@ def learning_curve(
             break
     returns = np.array(returns)  # [evals, seeds]
     mean, low, high = mean_interval(returns.T)
-    solved_at = None
-    if threshold is not None:
-        every = np.flatnonzero((returns >= threshold).all(axis=1))
-        if every.size:
-            i = int(every[0])
-            solved_at = {
-                "env_steps": steps[i],
-                "wall_s_excluding_compile": wall[i],
-                "wall_s_including_compile": wall[i] + compile_s,
-                "wall_s_per_seed_including_compile": (wall[i] + compile_s) / seeds,
-            }
     return {
         "env_id": config.env_id,
         "seeds": seeds,
         "key": key,  # seeds: jax.random.split(jax.random.key(key), seeds)
-        "devices": sharding.num_devices,
+        "devices": programs.devices,
         "eval_episodes": eval_episodes,
         "threshold": threshold,
         "compile_s": compile_s,
@@ -113,11 +93,53 @@ def learning_curve(
         "ci95_low": low.tolist(),
         "ci95_high": high.tolist(),
         "final_solved_seeds": None if threshold is None else int((returns[-1] >= threshold).sum()),
-        "every_seed_solved_at": solved_at,
+        "every_seed_solved_at": solved_at(returns, steps, wall, compile_s, threshold),
         # Every log window's training rows, [seeds, windows] per metric.
         "training": {k: np.concatenate(v, axis=1).tolist() for k, v in training.items()},
         "overrides": list(overrides),
         "config": dataclasses.asdict(config),
+    }
+
+
+class _Programs(NamedTuple):
+    """The compiled programs of a learning curve, and the seeds' initial state."""
+
+    state: object  # the trainer's state, leaves [seeds, ...]
+    chunk: object  # state -> (state, metrics): one evaluation interval of training
+    evaluate: object  # (params, eval_keys) -> greedy returns [seeds, episodes]
+    eval_keys: jax.Array  # [seeds] evaluation keys, as the CLI's
+    devices: int  # devices the seeds are sharded over
+
+
+def _compile(config, seeds: int, key: int, chunk_points: int, eval_episodes: int) -> _Programs:
+    """Compiles init, a training chunk of ``chunk_points`` log points and the greedy
+    evaluation for ``seeds`` seeds sharded over every visible device; runs init."""
+    sharding = jaxdqn.seed_sharding(seeds)  # every visible device trains its share
+    keys = jax.device_put(jax.random.split(jax.random.key(key), seeds), sharding)
+    trainer = jaxdqn.make_trainer(config)
+    each_device = functools.partial(jaxdqn.on_each_device, sharding=sharding)
+    init = jax.jit(each_device(jax.vmap(trainer.init))).lower(keys).compile()
+    state = init(keys)
+    run = jax.vmap(lambda s: trainer.run(s, chunk_points))
+    chunk = jax.jit(each_device(run), donate_argnums=0).lower(state).compile()
+    greedy = jax.vmap(lambda p, k: jaxdqn.evaluate(config, p, k, eval_episodes))
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, EVAL_SEED))(keys)
+    evaluate = jax.jit(each_device(greedy)).lower(state.params, eval_keys).compile()
+    return _Programs(state, chunk, evaluate, eval_keys, sharding.num_devices)
+
+
+def solved_at(returns, steps, wall, compile_s, threshold) -> dict | None:
+    """The first evaluation where every seed's greedy return ``returns [evals, seeds]``
+    reaches ``threshold``: its env steps and wall time; ``None`` if none does."""
+    every = np.flatnonzero((returns >= threshold).all(axis=1)) if threshold is not None else []
+    if not len(every):
+        return None
+    i = int(every[0])
+    return {
+        "env_steps": steps[i],
+        "wall_s_excluding_compile": wall[i],
+        "wall_s_including_compile": wall[i] + compile_s,
+        "wall_s_per_seed_including_compile": (wall[i] + compile_s) / returns.shape[1],
     }
 
 

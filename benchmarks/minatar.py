@@ -112,7 +112,7 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def main() -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--games", nargs="+", choices=GAMES, default=list(GAMES))
     parser.add_argument(
@@ -137,6 +137,11 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny settings, for CI")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    return parser
+
+
+def main() -> None:
+    parser = make_parser()
     args = parser.parse_args()
     for game in args.games:  # a bad --set is refused before anything compiles
         for preset in args.presets:
@@ -157,6 +162,11 @@ def main() -> None:
                 measure(game, preset, args.total_timesteps, args.seeds, args.evals,
                         args.eval_episodes, args.smoke, deadline, args.set, args.key)
             )  # fmt: skip
+    report(results, args, out)
+
+
+def report(results: list[dict], args: argparse.Namespace, out: Path) -> None:
+    """Prints the table of ``results`` and writes its JSON and PNG under ``out``."""
     rows = [
         {
             "game": r["game"],

@@ -34,6 +34,33 @@ class _Terminal(io.StringIO):
         return True
 
 
+def chunked(config, chunk, state, checkpoint_every: int):
+    """Trains ``state`` (leaves ``[seeds, ...]``) as ``jaxdqn train`` does: one ``chunk``
+    call per log point, metric rows written to per-seed JSONL files and the progress line
+    redrawn, a checkpoint every ``checkpoint_every`` log points (0: none). Returns the
+    final state."""
+    seeds = jax.tree.leaves(state)[0].shape[0]
+    with tempfile.TemporaryDirectory() as folder:
+        writer = MetricsWriter(folder, list(range(seeds)))
+        progress = Progress(config.total_timesteps, seeds, stream=_Terminal())
+
+        def on_rows(rows):
+            writer.write(rows)
+            progress.update(rows)
+
+        def on_pause(i, state):
+            step = (i + 1) * config.resolved_log_interval()
+            save_checkpoint(folder, state, step=step, config=config, keep=2)
+
+        state = run_chunks(
+            chunk, state, config.num_log_points(), on_rows,
+            pause_after=lambda i: bool(checkpoint_every) and (i + 1) % checkpoint_every == 0,
+            on_pause=on_pause if checkpoint_every else None,
+        )  # fmt: skip
+        writer.close()
+        return state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="CartPole-v1")
@@ -59,33 +86,11 @@ def main() -> None:
     chunk = jax.jit(jax.vmap(lambda s: trainer.run(s, 1)), donate_argnums=0)
     chunk = chunk.lower(init(keys)).compile()
     points = config.num_log_points()
-    seeds = list(range(args.seeds))
-
-    def chunked(checkpoint_every: int):
-        with tempfile.TemporaryDirectory() as folder:
-            writer = MetricsWriter(folder, seeds)
-            progress = Progress(config.total_timesteps, args.seeds, stream=_Terminal())
-
-            def on_rows(rows):
-                writer.write(rows)
-                progress.update(rows)
-
-            def on_pause(i, state):
-                step = (i + 1) * config.resolved_log_interval()
-                save_checkpoint(folder, state, step=step, config=config, keep=2)
-
-            state = run_chunks(
-                chunk, init(keys), points, on_rows,
-                pause_after=lambda i: bool(checkpoint_every) and (i + 1) % checkpoint_every == 0,
-                on_pause=on_pause if checkpoint_every else None,
-            )  # fmt: skip
-            writer.close()
-            return state
 
     modes = {
         "whole": lambda: whole(keys),
-        "chunked": lambda: chunked(0),
-        "chunked+ckpt": lambda: chunked(10),
+        "chunked": lambda: chunked(config, chunk, init(keys), 0),
+        "chunked+ckpt": lambda: chunked(config, chunk, init(keys), 10),
     }
     times = interleaved_times(modes, args.repeats)
     rows = overhead_rows(times, "whole", config.total_timesteps * args.seeds, "mode")

@@ -85,7 +85,10 @@ def make_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_sweep_command(commands)
     _add_doctor_probe_commands(commands)
-    _add_eval_plot_export_commands(commands)
+    _add_eval_command(commands)
+    _add_plot_command(commands)
+    _add_render_command(commands)
+    _add_export_command(commands)
     listing = commands.add_parser(
         "list", formatter_class=_DefaultsHelp, help="list presets, env ids or config fields"
     )
@@ -140,44 +143,50 @@ def _add_train_command(commands) -> None:
         "double_q=false, max_grad_norm=none, hidden_sizes=64,64, buffer_size=1e5",
     )
     train.add_argument("--eval-episodes", type=_positive, default=100, help="greedy episodes/seed")
-    train.add_argument("--out", default="runs", help="parent folder of the run folder")
-    train.add_argument(
+    _add_run_folder_options(train)
+    _add_process_options(train)
+    _add_jax_options(train)
+    train.set_defaults(command="train")
+
+
+def _add_run_folder_options(command: argparse.ArgumentParser) -> None:
+    """Where a run is written, how it checkpoints and resumes, and where else it logs."""
+    group = command.add_argument_group("run folder, checkpoints and logging")
+    group.add_argument("--out", default="runs", help="parent folder of the run folder")
+    group.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
     )
-    train.add_argument(
+    group.add_argument(
         "--checkpoint-every",
         type=_non_negative,
         default=10,
         metavar="LOG_POINTS",
         help="checkpoint every this many log points (0: only at the end)",
     )
-    train.add_argument("--keep-checkpoints", type=_positive, default=2, help="newest kept")
-    train.add_argument(
+    group.add_argument("--keep-checkpoints", type=_positive, default=2, help="newest kept")
+    group.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress line"
     )
-    train.add_argument(
+    group.add_argument(
         "--tensorboard",
         action="store_true",
         help="also write TensorBoard event files to RUN_DIR/tensorboard (needs tensorboardX)",
     )
-    train.add_argument(
+    group.add_argument(
         "--wandb", metavar="PROJECT", default=None, help="also log to this W&B project"
     )
-    train.add_argument(
+    group.add_argument(
         "--wandb-mode",
         choices=("online", "offline"),
         default=None,
         help="W&B mode (default: W&B's own, from WANDB_MODE, else online)",
     )
-    train.add_argument(
+    group.add_argument(
         "--keep-going",
         action="store_true",
         help="train on when a seed's loss, gradients or parameters go NaN or infinite "
         "(by default the run stops there, keeping the checkpoints written before)",
     )
-    _add_process_options(train)
-    _add_jax_options(train)
-    train.set_defaults(command="train")
 
 
 def _add_preset_option(command: argparse.ArgumentParser) -> None:
@@ -353,7 +362,7 @@ def _add_doctor_probe_commands(commands) -> None:
     probe.set_defaults(command="probe")
 
 
-def _add_eval_plot_export_commands(commands) -> None:
+def _add_eval_command(commands) -> None:
     evaluate_cmd = commands.add_parser(
         "eval", formatter_class=_DefaultsHelp, help="evaluate a finished run greedily, per seed"
     )
@@ -381,6 +390,8 @@ def _add_eval_plot_export_commands(commands) -> None:
     _add_jax_options(evaluate_cmd)
     evaluate_cmd.set_defaults(command="eval")
 
+
+def _add_plot_command(commands) -> None:
     plot = commands.add_parser(
         "plot",
         formatter_class=_DefaultsHelp,
@@ -402,6 +413,8 @@ def _add_eval_plot_export_commands(commands) -> None:
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(command="plot")
 
+
+def _add_render_command(commands) -> None:
     render = commands.add_parser(
         "render", formatter_class=_DefaultsHelp, help="draw one seed's episode as a GIF"
     )
@@ -424,6 +437,8 @@ def _add_eval_plot_export_commands(commands) -> None:
     _add_jax_options(render)
     render.set_defaults(command="render")
 
+
+def _add_export_command(commands) -> None:
     export = commands.add_parser(
         "export", formatter_class=_DefaultsHelp, help="write one seed's policy as a NumPy .npz"
     )
