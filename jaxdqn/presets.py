@@ -161,7 +161,10 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
     ε = 3.125e-4, a hard target copy every 1,000 env steps, 3-step prioritized replay,
     noisy dense layers, a dueling head, and learning from 1,024 env steps on; Adam's
     learning rate is the DQN preset's 2.5e-4, and the DQN preset's ε-greedy schedule
-    acts beside the noise. A starting point: not yet proven over its budget."""
+    acts beside the noise. A 3-step sum stops at a stored action whose value is more than
+    10% of |max Q| below the greedy one's, as in the CartPole preset: uncorrected sums
+    learn the exploring behaviour's value (jaxdqn probe's NextMax). A starting point: not
+    yet proven over its budget."""
     return dataclasses.replace(
         _minatar(env_id),
         learning_starts=1_024,
@@ -171,6 +174,8 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
         target_update_period=250,
         prioritized=True,
         n_step=3,
+        n_step_cut=True,
+        n_step_cut_tolerance=0.1,
         dueling=True,
         distributional=True,
         num_atoms=51,

@@ -195,13 +195,8 @@ def test_evaluate_values_against_hand_computed_discounted_returns():
         value_horizon(1.0)
 
 
-# The MinAtar Rainbow presets sum 3 steps uncorrected, and NextMax finds the bias (error
-# 0.19): strict xfails, so a fix shows up as a failure to update.
-RAINBOW_NEXT_MAX = pytest.mark.xfail(
-    strict=True, reason="uncorrected 3-step sums: NextMax finds their bias"
-)
 EVERY_PRESET = [
-    pytest.param(env_id, variant, marks=RAINBOW_NEXT_MAX if variant == "rainbow" else ())
+    (env_id, variant)
     for variant in jaxdqn.presets.PRESET_VARIANTS
     for env_id in jaxdqn.presets.preset_ids(variant)
 ]
