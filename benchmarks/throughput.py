@@ -156,8 +156,10 @@ def replay_part(config):
             )
             return (replay.add(state, step_rows), total), None
 
-        learner = parts.learner.init(jax.random.fold_in(key, 1), rows.obs[:1])
-        values = partial(parts.learner.action_values, learner) if config.n_step_cut else None
+        values = None
+        if config.n_step_cut:  # the cut reads the initial network's Q-values
+            learner = parts.learner.init(jax.random.fold_in(key, 1), rows.obs[:1])
+            values = partial(parts.learner.action_values, learner)
 
         def sample(carry, key):
             state, total = carry

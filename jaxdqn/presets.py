@@ -16,17 +16,20 @@ from jaxdqn.config import DQNConfig
 # Solve thresholds: the mean greedy return over 100 episodes that counts as solved.
 SOLVED_RETURN = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 
+# The n-step cut of the presets with 3-step sums: a sum stops at a stored action whose
+# value is more than 10% of |max Q| below the greedy one's. Uncut sums learn the exploring
+# behaviour's value where the choice matters (jaxdqn probe's NextMax); a strict cut ends
+# nearly every sum after one step where the actions are worth about the same (CartPole).
+_NEAR_GREEDY_CUT = {"n_step_cut": True, "n_step_cut_tolerance": 0.1}
+
 _PRESETS: dict[str, DQNConfig] = {
     # gamma 0.995: a late failure of CartPole is the cart drifting out of bounds a few
     # hundred steps ahead, which gamma 0.99 (horizon ~100) barely sees. Prioritized replay,
-    # 3-step returns, a dueling head and layer norm are all on. A 3-step sum stops at a
-    # stored action whose value is more than 10% of |max Q| below the greedy one's
-    # (n_step_cut with a tolerance): CartPole's two actions are mostly worth about the
-    # same, so a strict cut would end nearly every sum after one step, while no cut learns
-    # the exploring behaviour's value where the choice matters (jaxdqn probe's NextMax).
-    # The buffer keeps the whole run: once episodes reach the 500-step limit a smaller one
-    # holds no failures, nothing separates the actions and the policy collapses. The
-    # learning rate decays linearly to 0 and ε ends at 0.01, so the final policy settles.
+    # 3-step returns cut near-greedily (_NEAR_GREEDY_CUT), a dueling head and layer norm
+    # are all on. The buffer keeps the whole run: once episodes reach the 500-step limit a
+    # smaller one holds no failures, nothing separates the actions and the policy
+    # collapses. The learning rate decays linearly to 0 and ε ends at 0.01, so the final
+    # policy settles.
     # CHANGELOG.md has the seed counts behind each choice.
     "CartPole-v1": DQNConfig(
         env_id="CartPole-v1",
@@ -48,8 +51,7 @@ _PRESETS: dict[str, DQNConfig] = {
         hidden_sizes=(120, 84),
         prioritized=True,
         n_step=3,
-        n_step_cut=True,
-        n_step_cut_tolerance=0.1,
+        **_NEAR_GREEDY_CUT,
         dueling=True,
         layer_norm=True,
     ),
@@ -161,10 +163,8 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
     ε = 3.125e-4, a hard target copy every 1,000 env steps, 3-step prioritized replay,
     noisy dense layers, a dueling head, and learning from 1,024 env steps on; Adam's
     learning rate is the DQN preset's 2.5e-4, and the DQN preset's ε-greedy schedule
-    acts beside the noise. A 3-step sum stops at a stored action whose value is more than
-    10% of |max Q| below the greedy one's, as in the CartPole preset: uncorrected sums
-    learn the exploring behaviour's value (jaxdqn probe's NextMax). A starting point: not
-    yet proven over its budget."""
+    acts beside the noise, and its 3-step sums are cut near-greedily (:data:`_NEAR_GREEDY_CUT`,
+    as in the CartPole preset). A starting point: not yet proven over its budget."""
     return dataclasses.replace(
         _minatar(env_id),
         learning_starts=1_024,
@@ -174,8 +174,7 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
         target_update_period=250,
         prioritized=True,
         n_step=3,
-        n_step_cut=True,
-        n_step_cut_tolerance=0.1,
+        **_NEAR_GREEDY_CUT,
         dueling=True,
         distributional=True,
         num_atoms=51,
