@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxdqn.core.draws import uniform_ints
+
 
 class CircularBufferState(NamedTuple):
     """Storage and write cursor of a circular buffer."""
@@ -111,7 +113,7 @@ def make_circular_buffer(capacity: int) -> CircularBuffer:
         return (state.position + jnp.arange(n, dtype=jnp.int32)) % capacity
 
     def sample_slots(state: CircularBufferState, key: jax.Array, batch_size: int) -> jax.Array:
-        return jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
+        return uniform_ints(key, (batch_size,), jnp.maximum(state.size, 1))
 
     def sample(state: CircularBufferState, key: jax.Array, batch_size: int) -> Any:
         slots = sample_slots(state, key, batch_size)

@@ -11,6 +11,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jaxdqn.core.draws import ints_below, unit_floats
+
 # select_action's kinds; "none" acts greedily (noisy networks explore by their own noise).
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "none")
 SCHEDULES = ("linear", "exponential", "constant")  # exploration_value's schedules
@@ -86,6 +88,9 @@ def epsilon_greedy(
 ) -> chex.Array:
     """With probability ``epsilon`` a uniform random legal action, else the greedy one.
 
+    The coin and the random action come from three words of one draw of ``key``
+    (:mod:`jaxdqn.core.draws`).
+
     Args:
       key: PRNG key for this one decision.
       q_values: ``[num_actions]``.
@@ -96,14 +101,14 @@ def epsilon_greedy(
       int32 ``[]`` action.
     """
     chex.assert_rank(q_values, 1)
-    key_coin, key_action = jax.random.split(key)
-    explore = jax.random.uniform(key_coin) < epsilon
+    words = jax.random.bits(key, (3,), jnp.uint32)  # the coin, then the action's two words
+    explore = unit_floats(words[0]) < epsilon
     if mask is None:
-        random_action = jax.random.randint(key_action, (), 0, q_values.shape[-1], jnp.int32)
-    else:
-        uniform_logits = jnp.where(mask, 0.0, -jnp.inf)
-        random_action = jax.random.categorical(key_action, uniform_logits).astype(jnp.int32)
-    return jnp.where(explore, random_action, greedy(q_values, mask))
+        random_action = ints_below(words[1:], q_values.shape[-1])
+    else:  # the k-th legal action, k uniform below their number
+        k = ints_below(words[1:], jnp.maximum(jnp.sum(mask), 1))
+        random_action = jnp.argmax(jnp.cumsum(mask) > k)
+    return jnp.where(explore, random_action, greedy(q_values, mask)).astype(jnp.int32)
 
 
 def boltzmann(

@@ -273,7 +273,8 @@ def _learn(
     """``updates_per_cycle`` learning steps: sample, update, write priorities back. Where
     ``active`` is false (still warming up) they change nothing, the key included, as if
     they had not run; ``active=True`` (static) masks nothing."""
-    key, key_updates = jax.random.split(state.key)
+    keys = jax.random.split(state.key, 1 + parts.layout.updates_per_cycle)
+    key, update_keys = keys[0], keys[1:]
     replay, learner, hparams = parts.replay, parts.learner, state.hparams
 
     def learning_step(carry: tuple[LearnerState, ReplayState], key: jax.Array):
@@ -293,7 +294,7 @@ def _learn(
     (learner_state, replay_state), stats = jax.lax.scan(
         learning_step,
         (state.learner, state.replay),
-        jax.random.split(key_updates, parts.layout.updates_per_cycle),
+        update_keys,
     )
     reduced = {
         name: jnp.where(active, jnp.max(value), -jnp.inf)
