@@ -421,7 +421,8 @@ def main() -> None:
             "config": peer_config(reference), "programs": list(peers),
         },
     }  # fmt: skip
-    name = "throughput" + ("_smoke" if args.smoke else "")
+    # Runs with the peer write a file of their own, so the grid rows are not overwritten.
+    name = "throughput" + ("_peer" if peers else "") + ("_smoke" if args.smoke else "")
     out_dir = None if args.out is None else Path(args.out)
     plan = [("grid", grid_config(n, args.grid_steps), s, args.repeats, None)
             for n in args.num_envs for s in args.seeds]  # fmt: skip

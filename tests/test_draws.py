@@ -34,6 +34,7 @@ def test_ints_below_matches_numpy_for_every_bound(transform):
     for i, bound in enumerate(BOUNDS):
         want = _numpy_ints_below(words[0, i], words[1, i], bound)
         np.testing.assert_array_equal(np.asarray(got[i]).astype(np.int64), want)
+        assert got.dtype == jnp.int32
         assert np.asarray(got[i]).min() >= 0 and np.asarray(got[i]).max() < bound
 
 

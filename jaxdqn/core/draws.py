@@ -14,13 +14,15 @@ import jax.numpy as jnp
 
 
 def ints_below(words: jax.Array, bound: jax.Array | int) -> jax.Array:
-    """Uniform integers in ``[0, bound)`` from pairs of random 32-bit words, the way
-    ``jax.random.randint`` builds them (a 64-bit value modulo ``bound``: its bias is
-    below ``bound / 2**32`` of a step).
+    """Uniform integers in ``[0, bound)`` from pairs of random 32-bit words, by
+    ``jax.random.randint``'s arithmetic, so equal words give equal values:
+    ``(high mod b) * (2**32 mod b) + low mod b``, reduced mod ``b``, in uint32. For
+    ``bound <= 2**16`` that is the 64-bit number ``high * 2**32 + low`` mod ``b``; above,
+    the products wrap at 2**32 as randint's do.
 
     Args:
       words: uint32 ``[2, ...]``: independent uniform words (``jax.random.bits``).
-      bound: int ``[]`` or ``[...]`` >= 1 (traced or static).
+      bound: int ``[]`` or ``[...]``, in ``[1, 2**31)`` (traced or static).
 
     Returns:
       int32 ``[...]``.
@@ -29,7 +31,7 @@ def ints_below(words: jax.Array, bound: jax.Array | int) -> jax.Array:
     high, low = words[0], words[1]
     # 2**32 mod span, built without leaving 32 bits: (2**16 mod span)**2 mod span.
     shift = (jnp.uint32(2**16) % span) ** 2 % span
-    return ((high % span) * shift + low % span) % span
+    return (((high % span) * shift + low % span) % span).astype(jnp.int32)
 
 
 def unit_floats(words: jax.Array) -> jax.Array:
@@ -43,4 +45,4 @@ def unit_floats(words: jax.Array) -> jax.Array:
 def uniform_ints(key: jax.Array, shape: tuple[int, ...], bound: jax.Array | int) -> jax.Array:
     """Uniform int32 integers in ``[0, bound)`` of ``shape``, from one generator call
     (``bound`` int ``[]`` >= 1, may be traced)."""
-    return ints_below(jax.random.bits(key, (2, *shape), jnp.uint32), bound).astype(jnp.int32)
+    return ints_below(jax.random.bits(key, (2, *shape), jnp.uint32), bound)
