@@ -44,5 +44,5 @@ def unit_floats(words: jax.Array) -> jax.Array:
 
 def uniform_ints(key: jax.Array, shape: tuple[int, ...], bound: jax.Array | int) -> jax.Array:
     """Uniform int32 integers in ``[0, bound)`` of ``shape``, from one generator call
-    (``bound`` int ``[]`` >= 1, may be traced)."""
+    (``bound`` int ``[]`` in ``[1, 2**31)``, may be traced)."""
     return ints_below(jax.random.bits(key, (2, *shape), jnp.uint32), bound)
