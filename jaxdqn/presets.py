@@ -162,14 +162,18 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
     (Obando-Ceron & Castro 2021) for MinAtar: 51 atoms on [-100, 100], Adam with
     ε = 3.125e-4, a hard target copy every 1,000 env steps, 3-step prioritized replay,
     noisy dense layers, a dueling head, and learning from 1,024 env steps on; Adam's
-    learning rate is the DQN preset's 2.5e-4, and the DQN preset's ε-greedy schedule
-    acts beside the noise, and its 3-step sums are cut near-greedily (:data:`_NEAR_GREEDY_CUT`,
-    as in the CartPole preset). A starting point: not yet proven over its budget."""
+    learning rate is the DQN preset's 2.5e-4; ε-greedy acts beside the noise with the
+    schedule of Revisiting Rainbow's MinAtar agents (Dopamine's defaults), ε 1 -> 0.01
+    over the first 250k env steps; its 3-step sums are cut near-greedily
+    (:data:`_NEAR_GREEDY_CUT`, as in the CartPole preset). A starting point: not yet
+    proven over its budget."""
     return dataclasses.replace(
         _minatar(env_id),
         learning_starts=1_024,
         learning_rate=2.5e-4,
         exploration="epsilon_greedy",
+        exploration_end=0.01,
+        exploration_steps=250_000,
         optimizer_eps=3.125e-4,
         target_update_period=250,
         prioritized=True,
