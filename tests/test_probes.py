@@ -21,7 +21,13 @@ from jaxdqn.envs.probes import (
     probe_q_star,
 )
 from jaxdqn.host import cli
-from jaxdqn.host.probe import PROBE_SUPPORT, probe_config, probe_groups, run_probes
+from jaxdqn.host.probe import (
+    PROBE_MIN_EPSILON,
+    PROBE_SUPPORT,
+    probe_config,
+    probe_groups,
+    run_probes,
+)
 
 GAMMA = 0.9
 # Q* by hand: one-step probes are their rewards; two-step ones discount the second step.
@@ -122,6 +128,25 @@ def test_probes_keep_the_learner_and_drop_what_belongs_to_the_users_env():
     assert moved.network == "mlp" and (moved.v_min, moved.v_max) == PROBE_SUPPORT
     for field in ("distributional", "noisy", "n_step", "prioritized", "dueling", "learning_rate"):
         assert getattr(moved, field) == getattr(config, field)
+
+
+def test_probes_keep_epsilon_greedy_at_or_above_the_floor():
+    """An ε the learner's own schedule takes below PROBE_MIN_EPSILON would starve a probe's
+    worse action of data (its Q stays off Q* and the verdict blames the loss); probes
+    raise it to the floor, keep a higher one, and leave ε-free exploration alone."""
+    low = jaxdqn.get_preset("Breakout-MinAtar", "rainbow")
+    assert low.exploration_end < PROBE_MIN_EPSILON
+    moved = probe_config(low, "Probe-ActionReward-v0", 4_000)
+    assert (moved.exploration_start, moved.exploration_end) == (1.0, PROBE_MIN_EPSILON)
+    high = dataclasses.replace(low, exploration_start=0.5, exploration_end=0.2)
+    moved = probe_config(high, "Probe-ActionReward-v0", 4_000)
+    assert (moved.exploration_start, moved.exploration_end) == (0.5, 0.2)
+    for exploration, start, end in (("none", 1.0, 0.01), ("boltzmann", 2.0, 0.05)):
+        other = dataclasses.replace(
+            low, exploration=exploration, exploration_start=start, exploration_end=end
+        )
+        moved = probe_config(other, "Probe-ActionReward-v0", 4_000)
+        assert (moved.exploration_start, moved.exploration_end) == (start, end)
 
 
 def test_run_probes_refuses_bad_arguments_before_compiling():

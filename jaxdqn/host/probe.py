@@ -3,7 +3,10 @@ Q-values are known (:mod:`jaxdqn.envs.probes`).
 
 :func:`run_probes` keeps everything that makes up the learner (network, optimizer, loss,
 target network, n-step returns, replay, exploration) and swaps the environment for each
-probe, with the schedules scaled to a short budget. Probes with the same action count and
+probe, with the schedules scaled to a short budget and ε-greedy's ε kept at
+:data:`PROBE_MIN_EPSILON` or above, so that every action is tried often enough for its
+value to be learned: a probe checks the learner, and an action its exploration starves
+would fail it with a verdict that blames the loss. Probes with the same action count and
 time limit train in one program, vmapped over their tables (three programs for the seven
 probes). A probe passes when every seed's learned Q-table is within ``tolerance`` of the
 exact one.
@@ -33,6 +36,7 @@ from jaxdqn.envs.probes import (
 PROBE_STEPS = 10_000  # env steps per probe run
 TOLERANCE = 0.1  # largest |Q - Q*| that passes; every |Q*| of a probe is at most 1
 PROBE_SUPPORT = (-2.0, 2.0)  # a distributional head's atoms on the probes: holds every Q*
+PROBE_MIN_EPSILON = 0.1  # ε-greedy's least ε on the probes (the MinAtar paper's final ε)
 
 
 class ProbeResult(NamedTuple):
@@ -51,10 +55,13 @@ def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNCon
     ``total_timesteps``, an MLP where it had a CNN (probes observe one number), a
     distributional head's atoms spread over :data:`PROBE_SUPPORT` (the probes' values, not
     its own env's), no env params or sticky actions of its own env (the probes' exact
-    values are those of their own dynamics), and no mid-run log points beyond the
-    automatic ones."""
+    values are those of their own dynamics), ε-greedy's ε no lower than
+    :data:`PROBE_MIN_EPSILON`, and no mid-run log points beyond the automatic ones."""
     network = "mlp" if config.network in ("cnn", "nature_cnn") else config.network
     v_min, v_max = PROBE_SUPPORT if config.distributional else (config.v_min, config.v_max)
+    start, end = config.exploration_start, config.exploration_end
+    if config.resolved_exploration() == "epsilon_greedy":
+        start, end = max(start, PROBE_MIN_EPSILON), max(end, PROBE_MIN_EPSILON)
     moved = dataclasses.replace(
         config,
         env_id=env_id,
@@ -64,6 +71,8 @@ def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNCon
         log_interval=None,
         v_min=v_min,
         v_max=v_max,
+        exploration_start=start,
+        exploration_end=end,
     )
     return moved.with_budget(total_timesteps)
 
