@@ -156,13 +156,19 @@ def test_run_probes_refuses_bad_arguments_before_compiling():
         run_probes(jaxdqn.DQNConfig(), env_ids=("CartPole-v1",))
 
 
-@pytest.mark.parametrize("head", [[], ["--set", "distributional=true"]], ids=["dqn", "c51"])
+# The C51 learner's own ε ends below the probes' floor: the probe says it raises it.
+C51_LOW_EPSILON = ["--set", "distributional=true", "--set", "exploration_end=0.02"]
+
+
+@pytest.mark.parametrize("head", [[], C51_LOW_EPSILON], ids=["dqn", "c51"])
 def test_cli_probe_passes_a_preset_learner(head, capsys):
     flags = ["--env", "ChainWalk-v0", "--seeds", "2", "--total-timesteps", "4000", *head]
     code = cli.main(["probe", *flags])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "7 of 7 probes pass." in out
+    raised = "ε stays at 0.1 or above on the probes (this learner's goes from 1.0 to 0.02)"
+    assert (raised in out) == (head == C51_LOW_EPSILON), out
     for env_id in PROBE_IDS:
         assert env_id in out
 

@@ -23,7 +23,13 @@ from jaxdqn.host import doctor, driver
 from jaxdqn.host.checkpoint import checkpoint_steps
 from jaxdqn.host.devices import cores_hint
 from jaxdqn.host.monitor import Progress
-from jaxdqn.host.probe import PROBE_STEPS, format_results, run_probes
+from jaxdqn.host.probe import (
+    PROBE_MIN_EPSILON,
+    PROBE_STEPS,
+    format_results,
+    probe_epsilon,
+    run_probes,
+)
 from jaxdqn.host.processes import ProcessGroup, ProcessLost, agree
 from jaxdqn.host.startup import JaxSetup, usable_cores
 from jaxdqn.host.sweep import is_swept, make_settings, program_groups, run_sweep, split_values
@@ -273,6 +279,13 @@ def probe_command(args: argparse.Namespace) -> int:
             f"probing the learner of {args.config or args.env}: {args.seeds} seeds x "
             f"{steps:,} env steps per probe"
         )
+        if probe_epsilon(config) != (config.exploration_start, config.exploration_end):
+            print(
+                f"ε-greedy's ε stays at {PROBE_MIN_EPSILON} or above on the probes (this "
+                f"learner's goes from {config.exploration_start} to {config.exploration_end}): "
+                "probes check the learner, and an action hardly ever tried would fail one "
+                "as if the loss were wrong"
+            )
         results = run_probes(config, seeds=args.seeds, total_timesteps=steps)
     except (ValueError, OSError) as error:
         print(f"jaxdqn: error: {error}", file=sys.stderr)

@@ -50,6 +50,15 @@ class ProbeResult(NamedTuple):
     checks: str  # the part of a learner a failure points to
 
 
+def probe_epsilon(config: DQNConfig) -> tuple[float, float]:
+    """``(exploration_start, exploration_end)`` on the probes: an ε-greedy learner's raised
+    to :data:`PROBE_MIN_EPSILON` where below it, any other exploration's kept."""
+    start, end = config.exploration_start, config.exploration_end
+    if config.resolved_exploration() != "epsilon_greedy":
+        return start, end
+    return max(start, PROBE_MIN_EPSILON), max(end, PROBE_MIN_EPSILON)
+
+
 def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNConfig:
     """``config`` on the probe ``env_id``: the same learner, the schedules scaled to
     ``total_timesteps``, an MLP where it had a CNN (probes observe one number), a
@@ -59,9 +68,7 @@ def probe_config(config: DQNConfig, env_id: str, total_timesteps: int) -> DQNCon
     :data:`PROBE_MIN_EPSILON`, and no mid-run log points beyond the automatic ones."""
     network = "mlp" if config.network in ("cnn", "nature_cnn") else config.network
     v_min, v_max = PROBE_SUPPORT if config.distributional else (config.v_min, config.v_max)
-    start, end = config.exploration_start, config.exploration_end
-    if config.resolved_exploration() == "epsilon_greedy":
-        start, end = max(start, PROBE_MIN_EPSILON), max(end, PROBE_MIN_EPSILON)
+    start, end = probe_epsilon(config)
     moved = dataclasses.replace(
         config,
         env_id=env_id,
