@@ -6,7 +6,8 @@ episodes (evaluation time is excluded from the wall clock). Reported per preset:
 mean and 95% bootstrap interval over seeds at every evaluation point, and the env steps
 and wall seconds (compile included and excluded) at the first point where *every* seed's
 greedy mean reaches the solve threshold. Writes a PNG (return vs env steps and vs wall
-seconds) and JSON per preset under ``benchmarks/results/``.
+seconds) and JSON per preset under ``benchmarks/results/``; a line per evaluation point
+on stderr shows a long run's progress.
 
     python benchmarks/learning.py                        # CartPole and Acrobot presets, 16 seeds
     python benchmarks/learning.py --env CartPole-v1 --seeds 8 --evals 10
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -73,6 +75,8 @@ def learning_curve(
         steps.append(int(np.asarray(state.env_steps)[0]))
         wall.append(train_s)
         returns.append(greedy.tolist())
+        print(f"{config.env_id}: {steps[-1]:,} env steps, {train_s:.0f} s training, greedy "
+              f"mean {greedy.mean():.2f}", file=sys.stderr, flush=True)  # fmt: skip
         if deadline is not None and time.monotonic() > deadline:
             break
     returns = np.array(returns)  # [evals, seeds]

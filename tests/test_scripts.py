@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_script(*args: str) -> str:
+    """Runs a script in a fresh Python; returns its stdout, then its stderr."""
     result = subprocess.run(
         [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return result.stdout + result.stderr
 
 
 # Options some scripts' smoke runs also take: the learning benchmark runs a preset with
@@ -73,6 +74,7 @@ def test_benchmark_smoke(script, tmp_path):
         assert run["preset"] == "rainbow" and run["config"]["distributional"] is True
         assert len(run["last_100_training_return"]) == 2
         assert run["stopped_early"] and run["env_steps"] == [1_024]  # of 2,048
+        assert "Breakout-MinAtar: 1,024 env steps" in out  # the progress line, on stderr
     if script == "learning":
         (result,) = results
         assert result.name.startswith("learning_CartPole-v1_duel_smoke")
