@@ -157,16 +157,23 @@ def _atari(env_id: str) -> DQNConfig:
 _PRESETS.update({env_id: _atari(env_id) for env_id in ("envpool/Pong-v5", "envpool/Breakout-v5")})
 
 
+# Freeway scores one point per crossing, a crossing every few dozen steps: its action
+# values are a few units and differ between actions by less than one, finer than atoms 4
+# apart on [-100, 100] resolve; 51 atoms on [-10, 10] lie 0.4 apart.
+_RAINBOW_SUPPORT = {"Freeway-MinAtar": (-10.0, 10.0)}  # (v_min, v_max); else (-100, 100)
+
+
 def _minatar_rainbow(env_id: str) -> DQNConfig:
     """The MinAtar DQN preset made Rainbow, with settings of "Revisiting Rainbow"
-    (Obando-Ceron & Castro 2021) for MinAtar: 51 atoms on [-100, 100], Adam with
-    ε = 3.125e-4, a hard target copy every 1,000 env steps, 3-step prioritized replay,
-    noisy dense layers, a dueling head, and learning from 1,024 env steps on; Adam's
-    learning rate is the DQN preset's 2.5e-4; ε-greedy acts beside the noise with the
-    schedule of Revisiting Rainbow's MinAtar agents (Dopamine's defaults), ε 1 -> 0.01
-    over the first 250k env steps; its 3-step sums are cut near-greedily
-    (:data:`_NEAR_GREEDY_CUT`, as in the CartPole preset). A starting point: not yet
-    proven over its budget."""
+    (Obando-Ceron & Castro 2021) for MinAtar: 51 atoms on [-100, 100] (on Freeway on
+    [-10, 10], :data:`_RAINBOW_SUPPORT`), Adam with ε = 3.125e-4, a hard target copy
+    every 1,000 env steps, 3-step prioritized replay, noisy dense layers, a dueling head,
+    and learning from 1,024 env steps on; Adam's learning rate is the DQN preset's
+    2.5e-4; ε-greedy acts beside the noise with the schedule of Revisiting Rainbow's
+    MinAtar agents (Dopamine's defaults), ε 1 -> 0.01 over the first 250k env steps; its
+    3-step sums are cut near-greedily (:data:`_NEAR_GREEDY_CUT`, as in the CartPole
+    preset). A starting point: not yet proven over its budget."""
+    v_min, v_max = _RAINBOW_SUPPORT.get(env_id, (-100.0, 100.0))
     return dataclasses.replace(
         _minatar(env_id),
         learning_starts=1_024,
@@ -182,8 +189,8 @@ def _minatar_rainbow(env_id: str) -> DQNConfig:
         dueling=True,
         distributional=True,
         num_atoms=51,
-        v_min=-100.0,
-        v_max=100.0,
+        v_min=v_min,
+        v_max=v_max,
         noisy=True,
     )
 
