@@ -160,17 +160,13 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config):
     """One XLA compilation cache of the session's own: the xdist workers and every process
     a test starts inherit it, so a program compiled once (a preset's, a probe's) is loaded,
-    not compiled again, by the next test or process. Every program is kept, however fast it
-    compiled: the suite builds the same small programs again in fresh closures and
-    processes. Made by the process that configures the session (the controller, or a run
-    without workers); a folder the user set is kept."""
+    not compiled again, by the next test or process. Made by the process that configures
+    the session (the controller, or a run without workers); a folder the user set is kept."""
     if "PYTEST_XDIST_WORKER" in os.environ or "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
     config.session_xla_cache = tempfile.mkdtemp(prefix="jaxdqn-tests-xla-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = config.session_xla_cache
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     jax.config.update("jax_compilation_cache_dir", config.session_xla_cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def pytest_unconfigure(config):

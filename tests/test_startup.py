@@ -45,8 +45,7 @@ _RUN = textwrap.dedent(
 
 def _python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     # Without the settings the test session gives its own processes (conftest).
-    unset = ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR",
-             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")  # fmt: skip
+    unset = ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")
     base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-c", code, *args],
