@@ -12,10 +12,11 @@ three nested ``lax.scan``s with no Python per step:
   episodes: act → step envs → store → (per cycle) learn → record.
 
 Whether a cycle learns is decided once for all the seeds a ``vmap`` maps
-(:mod:`jaxdqn.core.lockstep`): they are in step, so the cycle skips learning, learns for
-every seed, or (seeds at different env steps, where the caller mapped such states) learns
-and masks the seeds still warming up. A per-seed ``lax.cond`` would become a select under
-``vmap``: both branches would run and the whole state be selected, every cycle.
+(:mod:`jaxdqn.core.lockstep`): the cycle skips learning when no seed learns, and learns
+otherwise, leaving unchanged any seed still warming up (seeds at different env steps,
+where the caller mapped such states). The update is compiled once. A per-seed
+``lax.cond`` would become a select under ``vmap``: both branches would run and the whole
+state be selected, every cycle.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 
 from jaxdqn.core.actor import Actor, ActorState, EpisodeEnds
 from jaxdqn.core.learner import Learner, LearnerState
-from jaxdqn.core.lockstep import all_in_vmap, any_in_vmap
+from jaxdqn.core.lockstep import any_in_vmap
 from jaxdqn.core.replay import Replay, ReplayState
 from jaxdqn.core.types import is_prng_key
 
@@ -268,11 +269,11 @@ def _env_step(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tupl
 
 
 def _learn(
-    parts: _Parts, state: TrainState, active: jax.Array | bool
+    parts: _Parts, state: TrainState, active: jax.Array
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """``updates_per_cycle`` learning steps: sample, update, write priorities back. Where
-    ``active`` is false (still warming up) they change nothing, the key included, as if
-    they had not run; ``active=True`` (static) masks nothing."""
+    ``active`` (bool ``[]``) is false (still warming up) they change nothing, the key
+    included, as if they had not run."""
     keys = jax.random.split(state.key, 1 + parts.layout.updates_per_cycle)
     key, update_keys = keys[0], keys[1:]
     replay, learner, hparams = parts.replay, parts.learner, state.hparams
@@ -284,17 +285,18 @@ def _learn(
             replay_state, key, hparams.gamma, progress, _action_values(learner, learner_state)
         )
         own_key = (jax.random.fold_in(key, LEARNER_STREAM),) if learner.takes_key else ()
-        learned, stats, td = learner.update(learner_state, sample.batch, hparams, *own_key)
-        learner_state = jax.tree.map(
-            lambda new, old: jnp.where(active, new, old), learned, learner_state
-        )
+        learner_state, stats, td = learner.update(learner_state, sample.batch, hparams, *own_key)
         replay_state = replay.update_priorities(replay_state, sample.slots, td, active)
         return (learner_state, replay_state), stats
 
-    (learner_state, replay_state), stats = jax.lax.scan(
+    (learned, replay_state), stats = jax.lax.scan(
         learning_step,
         (state.learner, state.replay),
         update_keys,
+    )
+    # A seed still warming up keeps its learner state: one select per cycle, not per update.
+    learner_state = jax.tree.map(
+        lambda new, old: jnp.where(active, new, old), learned, state.learner
     )
     reduced = {
         name: jnp.where(active, jnp.max(value), -jnp.inf)
@@ -314,25 +316,16 @@ def _skip_learning(parts: _Parts, state: TrainState, active: jax.Array):
     return state, _no_stats(parts.learner)
 
 
-def _some_learning(parts: _Parts, state: TrainState, active: jax.Array):
-    """The cycle where not every seed learns: masked learning, or none at all."""
-    return jax.lax.cond(
-        any_in_vmap(active), partial(_learn, parts), partial(_skip_learning, parts), state, active
-    )
-
-
 def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, None]:
     # Every update boundary of a cycle that starts at or after learning_starts lies
     # strictly after it (learning_starts is a whole number of cycles).
     learning = carry[0].env_steps >= parts.layout.learning_starts
     steps = parts.layout.steps_per_cycle
     (state, window), _ = jax.lax.scan(partial(_env_step, parts), carry, None, steps)
-    # Every seed learning is a branch of its own at the top: as one branch of a three-way
-    # switch, XLA:CPU's buffer assignment made the update's matmuls several times slower.
     state, reduced = jax.lax.cond(
-        all_in_vmap(learning),
-        lambda state, _: _learn(parts, state, True),
-        partial(_some_learning, parts),
+        any_in_vmap(learning),
+        partial(_learn, parts),
+        partial(_skip_learning, parts),
         state,
         learning,
     )
