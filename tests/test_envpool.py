@@ -95,12 +95,21 @@ def seeds_side_by_side(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, 0, 1).reshape(STEPS, SEEDS * NUM_ENVS, *x.shape[3:])
 
 
+def assert_equal(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    """``np.testing.assert_array_equal`` for frames: ``np.array_equal`` decides, since
+    numpy's assertion scans both arrays for NaN and inf (seconds per 100 MB) even where
+    they are equal; numpy's report runs only to describe a difference."""
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    if not np.array_equal(got, want):
+        np.testing.assert_array_equal(got, want, err_msg=what)
+
+
 def test_stored_steps_are_envpools_and_no_transition_crosses_a_reset(breakout_run):
     _, states, _ = breakout_run
     data = jax.tree.map(np.asarray, states.replay.rows.data)
     by_step = jax.tree.map(seeds_side_by_side, data)
     host = host_rollout(by_step.action)
-    np.testing.assert_array_equal(by_step.obs, host["obs"])
+    assert_equal(by_step.obs, host["obs"], "observations")
     np.testing.assert_array_equal(by_step.reward, host["reward"])
     ended = host["terminated"] | host["truncated"]
     # EnvPool resets an env on the step after its episode ended, ignoring the action.
@@ -117,7 +126,7 @@ def test_stored_steps_are_envpools_and_no_transition_crosses_a_reset(breakout_ru
     batch = jax.vmap(lambda replay: n_step_batch(replay, slots, n=1, gamma=0.9))(states.replay)
     next_obs = seeds_side_by_side(np.asarray(batch.next_obs))
     discount = seeds_side_by_side(np.asarray(batch.discount))
-    np.testing.assert_array_equal(next_obs[by_step.valid], host["returned"][by_step.valid])
+    assert_equal(next_obs[by_step.valid], host["returned"][by_step.valid], "next observations")
     np.testing.assert_allclose(discount, np.where(by_step.terminated, 0.0, 0.9))
 
 
