@@ -211,6 +211,18 @@ def test_the_loop_skeleton_reports_whatever_statistics_a_learner_declares():
     np.testing.assert_array_equal(metrics["loss"], dqn["loss"])  # same run, same losses
 
 
+def test_a_health_signal_that_is_not_a_scalar_is_refused_while_tracing():
+    parts = jaxdqn.build(TINY_CHAIN)
+    learner = parts.learner._replace(
+        inspect=lambda state, earlier, batch: (jnp.zeros(2),), inspect_names=("per_layer",)
+    )
+    trainer = make_loop(parts.actor, parts.replay, learner, parts.layout, parts.hparams)
+    with pytest.raises(
+        ValueError, match=r"metric 'per_layer' is float32\[2\]: .* float32\[\] each"
+    ):
+        jax.eval_shape(trainer.train, jax.random.key(0))
+
+
 def test_no_module_is_shadowed_and_only_the_replay_tests_the_prioritized_flag():
     for info in pkgutil.walk_packages([str(PACKAGE)], prefix="jaxdqn."):
         if info.name.endswith("__main__"):

@@ -369,15 +369,38 @@ def _run(parts: _Parts, state: TrainState, num_log_points: int) -> tuple[TrainSt
     # Rows are written into preallocated arrays rather than stacked as scan outputs:
     # with stacked outputs XLA compiled the loop body differently for each
     # num_log_points, and chunked runs drifted from whole ones by rounding.
-    shapes = jax.eval_shape(lambda s: _log_window(parts, s)[1], state)
-    rows = jax.tree.map(lambda x: jnp.zeros((num_log_points, *x.shape), x.dtype), shapes)
+    rows = _empty_rows(parts, state, num_log_points)
 
     def body(i, carry):
         state, rows = carry
         state, metrics = _log_window(parts, state)
+        _check_row_shapes(rows, metrics)
         return state, jax.tree.map(lambda r, m: r.at[i].set(m), rows, metrics)
 
     return jax.lax.fori_loop(0, num_log_points, body, (state, rows))
+
+
+def _empty_rows(parts: _Parts, state: TrainState, num_log_points: int) -> Metrics:
+    """Zeroed rows ``[num_log_points]`` of every metric of a log window, from the shapes of
+    an empty window's metrics and the learner's health signals (float32 ``[]`` each, by
+    the :class:`Learner` contract): the window's scans are not traced for their shapes."""
+    empty = _empty_window(parts.learner)
+    shapes = jax.eval_shape(lambda s: _window_metrics(s, empty, parts.learner.stat_max), state)
+    shapes.update(
+        {name: jax.ShapeDtypeStruct((), jnp.float32) for name in parts.learner.inspect_names}
+    )
+    return {name: jnp.zeros((num_log_points, *x.shape), x.dtype) for name, x in shapes.items()}
+
+
+def _check_row_shapes(rows: Metrics, metrics: Metrics) -> None:
+    """Raises, while tracing, where a window's metric does not fit its row."""
+    for name, value in metrics.items():
+        row = rows[name]
+        if (value.shape, value.dtype) != (row.shape[1:], row.dtype):
+            raise ValueError(
+                f"metric {name!r} is {value.dtype}{list(value.shape)}: a learner's statistics "
+                f"and health signals must be {row.dtype}{list(row.shape[1:])} each."
+            )
 
 
 def _train(parts: _Parts, key: jax.Array, hparams: Any = None) -> tuple[TrainState, Metrics]:
