@@ -335,7 +335,7 @@ def _cycle(parts: _Parts, carry: tuple[TrainState, _Window], _) -> tuple[tuple, 
 
 def _log_window(parts: _Parts, state: TrainState) -> tuple[TrainState, Metrics]:
     earlier_params = state.params
-    window = _empty_window(parts.learner)
+    window = _depend_on_key(_empty_window(parts.learner), state.key)
     (state, window), _ = jax.lax.scan(
         partial(_cycle, parts), (state, window), None, parts.layout.cycles_per_log
     )
@@ -369,7 +369,7 @@ def _run(parts: _Parts, state: TrainState, num_log_points: int) -> tuple[TrainSt
     # Rows are written into preallocated arrays rather than stacked as scan outputs:
     # with stacked outputs XLA compiled the loop body differently for each
     # num_log_points, and chunked runs drifted from whole ones by rounding.
-    rows = _empty_rows(parts, state, num_log_points)
+    rows = _depend_on_key(_empty_rows(parts, state, num_log_points), state.key)
 
     def body(i, carry):
         state, rows = carry
@@ -428,17 +428,20 @@ def _no_stats(learner: Learner) -> dict[str, jax.Array]:
     }
 
 
-def _depend_on_key(state: TrainState, key: jax.Array) -> TrainState:
-    """``state`` with the same values, every leaf computed from ``key``.
+def _depend_on_key(tree: Any, key: jax.Array) -> Any:
+    """``tree`` with the same values, every leaf computed from ``key``.
 
     Under ``jax.vmap`` a leaf that does not depend on the key (a zero counter, an empty
     buffer) stays unbatched, so ``vmap(train)`` would compile another program than
     ``vmap(run)`` does for a state passed in, whose leaves all have a seed axis, and the
     two would round differently. Tying every leaf to the key makes them one program: a run
-    in chunks is bit-identical to a whole one.
+    in chunks is bit-identical to a whole one. Tied as well, the zeroed carries of the
+    loop's scans (the window's sums, the metric rows) enter them with the seed axis their
+    outputs have, so ``vmap`` batches each scan's body once instead of again and again
+    until the carry's axes settle (once more per level of nesting).
     """
     tie = jax.random.key_data(key).ravel()[0] == jax.random.key_data(key).ravel()[0]
-    return jax.tree.map(lambda x: x if is_prng_key(x) else jnp.where(tie, x, x), state)
+    return jax.tree.map(lambda x: x if is_prng_key(x) else jnp.where(tie, x, x), tree)
 
 
 def _window_metrics(state: TrainState, window: _Window, stat_max: tuple[str, ...]) -> Metrics:
