@@ -35,9 +35,3 @@ def _any_in_vmap_rule(axis_size: int, in_batched: list, pred: jax.Array):
         return pred, False
     # A vmap around this one maps the reduced value: reduce over it as well.
     return any_in_vmap(jnp.any(pred)), False
-
-
-def all_in_vmap(pred: jax.Array) -> jax.Array:
-    """Whether ``pred`` (bool ``[]``) holds for every element of every enclosing ``vmap``,
-    one unmapped bool ``[]`` (see :func:`any_in_vmap`)."""
-    return jnp.logical_not(any_in_vmap(jnp.logical_not(pred)))
