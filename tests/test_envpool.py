@@ -30,7 +30,7 @@ pytestmark = pytest.mark.suites
 
 NUM_ENVS = 4
 SEEDS = 2
-STEPS = 1_200  # vectorised steps: episodes of Breakout end by a lost life or at 30 steps
+STEPS = 600  # vectorised steps: episodes of Breakout end by a lost life or at 30 steps
 BREAKOUT = jaxdqn.DQNConfig(
     env_id="envpool/Breakout-v5",
     env_params={"max_steps_in_episode": 30, "episodic_life": True, "reward_clip": True},
