@@ -169,3 +169,29 @@ def test_damaged_incomplete_and_mismatched_checkpoints_are_refused(tmp_path):
     (path / "meta.json").unlink()
     with pytest.raises(CheckpointError, match=r"is incomplete: it has no meta\.json"):
         checkpoint.restore_checkpoint(path, template, config=TINY_CHAIN)
+
+
+def test_format_4_boolean_rows_are_read_as_bits(tmp_path):
+    """A format-4 checkpoint kept boolean observations one per byte; restored into a run
+    that keeps them as bits (uint8 ``[seeds, rows, ceil(45 / 8)]``), they are packed as
+    NumPy packs them and every other leaf is unchanged. Format 5 is never converted, and
+    formats this jaxdqn does not read are refused by number."""
+    grids = np.random.default_rng(0).random((2, 7, 3, 5, 3)) < 0.5  # 2 seeds x 7 rows
+    packed = np.packbits(grids.reshape(2, 7, 45), axis=-1)
+    template = template_of({**small_state(0), "rows": packed})
+    old = {**small_state(2), "rows": grids}
+    path = checkpoint.save_checkpoint(tmp_path, old, step=4, config=TINY_CHAIN)
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "format": 4}))
+    restored, _ = checkpoint.restore_checkpoint(path, template, config=TINY_CHAIN)
+    assert restored["rows"].dtype == np.uint8 and restored["rows"].shape == (2, 7, 6)
+    np.testing.assert_array_equal(restored["rows"], packed)
+    np.testing.assert_array_equal(np.unpackbits(restored["rows"], -1, 45), grids.reshape(2, 7, 45))
+    np.testing.assert_array_equal(restored["w"], 2.0)
+
+    (path / "meta.json").write_text(json.dumps(meta))  # format 5 holding bytes: refused
+    with pytest.raises(CheckpointError, match=r"leaf \['rows'\] is bool\[2, 7, 3, 5, 3\]"):
+        checkpoint.restore_checkpoint(path, template, config=TINY_CHAIN)
+    (path / "meta.json").write_text(json.dumps({**meta, "format": 3}))
+    with pytest.raises(CheckpointError, match="has format 3; this jaxdqn reads formats 4 and 5"):
+        checkpoint.restore_checkpoint(path, template, config=TINY_CHAIN)

@@ -96,5 +96,6 @@ def test_auto_network_picks_cnn_for_images_and_minatar_presets_train():
         buffer_size=640, log_interval=320, exploration_steps=320, target_update_period=40,
     )  # fmt: skip
     state, metrics = jax.jit(jaxdqn.make_train(config))(jax.random.key(0))
-    assert state.replay.rows.data.obs.dtype == jnp.bool_  # 400 bytes per observation, not 1,600
+    assert state.replay.rows.data.obs.shape[1:] == (50,)  # 400 bools as bits, not 1,600 bytes
+    assert state.replay.rows.data.obs.dtype == jnp.uint8
     assert np.isfinite(metrics["loss"][-1])

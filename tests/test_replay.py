@@ -206,6 +206,43 @@ def test_n_step_batch_under_vmap_over_memories_and_gammas():
         np.testing.assert_allclose(got[1], want, rtol=1e-6)
 
 
+def as_bool_observations(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same trajectories with each 2-d observation turned into a boolean grid
+    ``[3, 5, 3]`` (45 bits: not a whole number of bytes), distinct per observation."""
+    projection = np.random.default_rng(0).normal(size=(2, 45)).astype(np.float32)
+
+    def grid(obs):
+        return (obs @ projection > 0).reshape(*obs.shape[:-1], 3, 5, 3)
+
+    return {**data, "obs": grid(data["obs"]), "next_obs": grid(data["next_obs"])}
+
+
+def test_boolean_observations_are_stored_as_bits_and_read_back_exactly():
+    """Rows keep a boolean observation as NumPy's ``packbits`` of it (6 bytes for 45
+    bits); batches read them back as the NumPy reference stores them, under ``jit`` and
+    over two memories under ``vmap``."""
+    steps, num_envs, capacity, time_limit, n = 40, 3, 50, 4, 3
+    datasets = [as_bool_observations(trajectories(s, steps, num_envs, time_limit)) for s in (1, 2)]
+    states = [fill(d, capacity, time_limit) for d in datasets]
+    rows = np.asarray(states[0].rows.data.obs)
+    assert rows.dtype == np.uint8 and rows.shape == (capacity, 6)
+    written = datasets[0]["obs"].reshape(-1, 3, 5, 3)[-capacity:]  # the newest rows, in order
+    order = np.arange(steps * num_envs)[-capacity:] % capacity
+    np.testing.assert_array_equal(rows[order], np.packbits(written.reshape(capacity, -1), -1))
+    read = jax.jit(replay_module.stored_observations)(states[0], jnp.asarray(order))
+    assert read.dtype == jnp.bool_
+    np.testing.assert_array_equal(read, written)
+
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
+    slots = jnp.arange(capacity, dtype=jnp.int32)
+    batches = jax.jit(jax.vmap(lambda s: n_step_batch(s, slots, n=n, gamma=GAMMA)))(stacked)
+    for index, data in enumerate(datasets):
+        ref_slots, *expected = reference(data, capacity, n)
+        got = jax.tree.map(lambda x, i=index, r=ref_slots: np.asarray(x[i])[r], batches)
+        assert got.obs.dtype == got.next_obs.dtype == np.bool_
+        assert_batch_matches(got, *expected)
+
+
 def test_add_refuses_a_step_of_another_width():
     replay = make_replay(10, 2, 5, batch_size=1)
     state = replay.init(jnp.zeros(2))
@@ -235,13 +272,13 @@ def test_add_refuses_a_step_of_another_width():
     [
         # obs 4 float32 + action 4 + reward 4 + two flags; pairs: 2 x 16 + 10.
         ("CartPole-v1", 26, 42),
-        # obs 10 x 10 x 4 bool + 10; pairs: 2 x 400 x 4 + 10.
-        ("Breakout-MinAtar", 410, 3210),
+        # obs 10 x 10 x 4 bool as 50 bytes of bits + 10; pairs: 2 x 400 x 4 + 10.
+        ("Breakout-MinAtar", 60, 3210),
     ],
 )
 def test_each_observation_is_stored_once(env_id, row, pairs_f32):
     """The preset's whole replay memory per transition stays within 1.1 x one observation
-    in its native dtype plus the scalar fields."""
+    as the rows keep it (native dtype, or bits) plus the scalar fields."""
     config = jaxdqn.get_preset(env_id)
     assert row_bytes(config) == row
     assert pairs_f32_transition_bytes(config) == pairs_f32

@@ -27,6 +27,8 @@ rows later. Only three cases need more, and they are kept beside the rows:
 
 So a stored transition takes one observation in its native dtype plus the scalar fields,
 and its share of the small ring (:func:`jaxdqn.host.memory.transition_bytes` counts it).
+Boolean observations (MinAtar's, grid worlds') are kept in the rows as bits, eight to a
+byte; :func:`stored_observations` reads them back as the env gave them.
 
 n-step targets (``jaxdqn.DQNConfig.n_step``) are assembled from the same rows:
 ``reward = r_t + γ r_{t+1} + … + γ^{m-1} r_{t+m-1}`` and ``discount = γ^m (1 - terminated)``
@@ -37,6 +39,7 @@ observation with ``γ^m``) and at an env's newest row (its later steps are not w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -59,7 +62,7 @@ from jaxdqn.core.types import Batch, Transition, check_int
 class StoredStep(NamedTuple):
     """One row of the replay memory: a :class:`jaxdqn.Transition` without ``next_obs``."""
 
-    obs: jax.Array  # [..., *obs_shape], env dtype
+    obs: jax.Array  # [..., *obs_shape], env dtype; bool as bits: uint8 [..., ceil(prod/8)]
     action: jax.Array  # [...], int32
     reward: jax.Array  # [...], float32
     terminated: jax.Array  # [...], bool
@@ -307,7 +310,7 @@ def _make_storage(
     def init(example_obs: jax.Array) -> ReplayState:
         obs = jnp.zeros(example_obs.shape, example_obs.dtype)
         example = StoredStep(
-            obs=obs,
+            obs=_packed(obs[None])[0],
             action=jnp.int32(0),
             reward=jnp.float32(0.0),
             terminated=jnp.bool_(False),
@@ -334,7 +337,7 @@ def _make_storage(
         if valid_flags and transition.valid is None:
             raise ValueError("add: a replay built with valid_flags needs transition.valid.")
         step = StoredStep(*(getattr(transition, name) for name in StoredStep._fields))
-        step = step if valid_flags else step._replace(valid=None)
+        step = step._replace(obs=_packed(step.obs), valid=step.valid if valid_flags else None)
         # Truncated envs take the next ring entries in env (= row) order; others write
         # nowhere (an out-of-range index, dropped).
         truncated = transition.truncated
@@ -414,7 +417,7 @@ def n_step_batch(
     written_after = (state.rows.position - 1 - slots) % capacity  # rows newer than each slot
     gamma = jnp.asarray(gamma, jnp.float32)
     later = [(slots + k * stride) % capacity for k in range(1, n)]  # the rows of steps 1..n-1
-    greedy = _greedy_flags(data, later, action_values, cut_tolerance)
+    greedy = _greedy_flags(state, later, action_values, cut_tolerance)
     reward = data.reward[slots].astype(jnp.float32)
     alive = jnp.ones(slots.shape, bool)  # step k still belongs to the sampled episode
     last = slots  # the row of the last step summed so far
@@ -433,7 +436,7 @@ def n_step_batch(
         steps = steps + alive
     discount = discount_from_terminated(gamma**steps, data.terminated[last])
     return Batch(
-        obs=data.obs[slots],
+        obs=stored_observations(state, slots),
         action=data.action[slots],
         reward=reward,
         discount=discount,
@@ -443,7 +446,7 @@ def n_step_batch(
 
 
 def _greedy_flags(
-    data: StoredStep, later: list[jax.Array], action_values, tolerance: float
+    state: ReplayState, later: list[jax.Array], action_values, tolerance: float
 ) -> jax.Array | None:
     """Whether the stored action of each row in ``later`` (``n - 1`` int arrays ``[B]``)
     counts as greedy under ``action_values``: bool ``[n - 1, B]``, from one call on all
@@ -451,8 +454,9 @@ def _greedy_flags(
     if action_values is None or not later:
         return None
     rows = jnp.concatenate(later)
-    q = action_values(data.obs[rows])  # [(n - 1) B, A]
-    taken = jnp.take_along_axis(q, data.action[rows].astype(jnp.int32)[:, None], axis=-1)[:, 0]
+    q = action_values(stored_observations(state, rows))  # [(n - 1) B, A]
+    action = state.rows.data.action[rows].astype(jnp.int32)
+    taken = jnp.take_along_axis(q, action[:, None], axis=-1)[:, 0]
     best = q.max(axis=-1)
     return (taken >= best - tolerance * jnp.abs(best)).reshape(len(later), -1)
 
@@ -467,7 +471,7 @@ def _next_obs(state: ReplayState, slots: jax.Array, written_after: jax.Array) ->
     newest = written_after < stride
     # The newest num_envs rows were written by envs num_envs-1, ..., 0, newest first.
     newest_env = jnp.clip(stride - 1 - written_after, 0, stride - 1)
-    following = data.obs[(slots + stride) % capacity]
+    following = stored_observations(state, (slots + stride) % capacity)
     final = state.final_obs[_final_obs_slot(state, state.rows_added - 1 - written_after)]
     return _select(
         newest, state.next_obs[newest_env], _select(data.truncated[slots], final, following)
@@ -500,6 +504,25 @@ def _final_obs_slot(state: ReplayState, row: jax.Array) -> jax.Array:
         lo = jnp.where(searching & right, mid + 1, lo)
         hi = jnp.where(searching & ~right, mid, hi)
     return lo % ring
+
+
+def stored_observations(state: ReplayState, rows: jax.Array) -> jax.Array:
+    """The observations stored at ``rows`` (int ``[M]``), as the env gave them:
+    ``[M, *obs_shape]`` in the env's dtype (boolean ones unpacked from their bits)."""
+    stored = state.rows.data.obs[rows]
+    obs_shape, dtype = state.next_obs.shape[1:], state.next_obs.dtype
+    if stored.dtype == dtype:
+        return stored
+    bits = jnp.unpackbits(stored, axis=-1, count=math.prod(obs_shape))
+    return bits.astype(dtype).reshape(*rows.shape, *obs_shape)
+
+
+def _packed(obs: jax.Array) -> jax.Array:
+    """Observations ``[M, *obs_shape]`` as the rows keep them: boolean ones as bits, eight
+    to a byte (uint8 ``[M, ceil(prod(obs_shape) / 8)]``), others as they are."""
+    if obs.dtype != jnp.bool_:
+        return obs
+    return jnp.packbits(obs.reshape(obs.shape[0], -1), axis=-1)
 
 
 def _select(mask: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:

@@ -15,9 +15,9 @@ from gymnax.wrappers.purerl import GymnaxWrapper
 class BoolObservations(GymnaxWrapper):
     """MinAtar's observations in their native dtype, bool (gymnax casts them to float32).
 
-    A ``[10, 10, C]`` bool observation takes a quarter of the float32 bytes in the replay
-    buffer; the Q-network casts to float32 when it reads it. ``final_observation`` in
-    ``info`` is cast too.
+    The replay keeps a ``[10, 10, C]`` bool observation as bits, a thirty-second of its
+    float32 bytes (:mod:`jaxdqn.core.replay`); the Q-network casts to float32 when it
+    reads it. ``final_observation`` in ``info`` is cast too.
     """
 
     def reset(self, key, params=None):

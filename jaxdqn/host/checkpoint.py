@@ -35,7 +35,10 @@ import numpy as np
 
 from jaxdqn.core.types import is_prng_key
 
-FORMAT_VERSION = 4  # raised whenever the stored state's layout changes (see CHANGELOG.md)
+FORMAT_VERSION = 5  # raised whenever the stored state's layout changes (see CHANGELOG.md)
+# Format 4 kept boolean observations in the replay's rows one per byte, where format 5 keeps
+# them as bits; it is read, and those rows packed on the way in (:func:`_as_bits`).
+READ_FORMATS = (4, FORMAT_VERSION)
 _NAME = re.compile(r"^ckpt-(\d+)$")
 
 
@@ -168,12 +171,27 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is incomplete: it has no meta.json.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"checkpoint {path}: meta.json is damaged ({error}).") from None
-    if meta.get("format") != FORMAT_VERSION:
+    if meta.get("format") not in READ_FORMATS:
         raise CheckpointError(
             f"checkpoint {path} has format {meta.get('format')!r}; this jaxdqn reads "
-            f"format {FORMAT_VERSION}."
+            f"formats {' and '.join(map(str, READ_FORMATS))}."
         )
     return meta
+
+
+def _as_bits(value: np.ndarray, spec: Any) -> np.ndarray:
+    """A format-4 leaf as format 5 keeps it: a boolean ``[*lead, *obs_shape]`` where the run
+    expects uint8 ``[*lead, ceil(prod(obs_shape) / 8)]`` becomes NumPy's ``packbits`` of
+    it, as the replay's rows keep boolean observations; any other leaf stays as it is."""
+    lead = tuple(spec.shape[:-1])
+    if not spec.shape or value.dtype != np.bool_ or np.dtype(spec.dtype) != np.uint8:
+        return value
+    if value.shape[: len(lead)] != lead:
+        return value
+    flat = value.reshape(*lead, -1)
+    if -(-flat.shape[-1] // 8) != spec.shape[-1]:
+        return value
+    return np.packbits(flat, axis=-1)
 
 
 def restore_checkpoint(
@@ -228,6 +246,8 @@ def restore_checkpoint(
         for i, ((leaf_path, want), record) in enumerate(zip(records, meta["leaves"], strict=True)):
             value = arrays[f"leaf_{i:05d}"]
             spec = jax.eval_shape(jax.random.key_data, want) if is_prng_key(want) else want
+            if meta["format"] == 4:
+                value = _as_bits(value, spec)
             if value.shape != tuple(spec.shape) or value.dtype != np.dtype(spec.dtype):
                 raise CheckpointError(
                     f"checkpoint {path}: leaf {leaf_path} is {value.dtype}{list(value.shape)}, "

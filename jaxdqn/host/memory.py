@@ -30,25 +30,27 @@ def state_bytes(config, trainer=None) -> int:
 
 def transition_bytes(config) -> float:
     """Bytes the replay memory takes per stored transition: one row (observation in its
-    native dtype, action, reward, end flags) plus its share of the final observations of
-    truncated steps and of the newest next observations (:mod:`jaxdqn.core.replay`).
+    native dtype or as bits, action, reward, end flags) plus its share of the final
+    observations of truncated steps and of the newest next observations
+    (:mod:`jaxdqn.core.replay`).
     The priorities of prioritized replay are not counted (float32 per row, plus the sum
     tree's sums: about 4.3 bytes per row); :func:`state_bytes` counts everything."""
     return _nbytes(_replay_shapes(config)._replace(priorities=None)) / config.buffer_size
 
 
 def row_bytes(config) -> int:
-    """Bytes of one observation in its native dtype plus the scalar fields of a transition:
-    the least any layout that keeps every transition can take per transition."""
+    """Bytes of one observation as the rows keep it (its native dtype; a boolean one as
+    bits, eight to a byte) plus the scalar fields of a transition: the least any layout
+    that keeps every transition can take per transition."""
     return _nbytes(_replay_shapes(config).rows.data) // config.buffer_size
 
 
 def pairs_f32_transition_bytes(config) -> int:
     """Bytes per transition of the common layout that stores ``obs`` and ``next_obs`` as
     float32 beside the same scalar fields, for comparison with :func:`transition_bytes`."""
-    row = _replay_shapes(config).rows.data
-    scalars = _nbytes(row._replace(obs=())) // config.buffer_size
-    return scalars + 2 * 4 * math.prod(row.obs.shape[1:])
+    replay = _replay_shapes(config)
+    scalars = _nbytes(replay.rows.data._replace(obs=())) // config.buffer_size
+    return scalars + 2 * 4 * math.prod(replay.next_obs.shape[1:])
 
 
 def _replay_shapes(config):
