@@ -510,11 +510,11 @@ def stored_observations(state: ReplayState, rows: jax.Array) -> jax.Array:
     """The observations stored at ``rows`` (int ``[M]``), as the env gave them:
     ``[M, *obs_shape]`` in the env's dtype (boolean ones unpacked from their bits)."""
     stored = state.rows.data.obs[rows]
-    obs_shape, dtype = state.next_obs.shape[1:], state.next_obs.dtype
-    if stored.dtype == dtype:
+    if state.next_obs.dtype != jnp.bool_:  # kept as they are (:func:`_packed`)
         return stored
+    obs_shape = state.next_obs.shape[1:]
     bits = jnp.unpackbits(stored, axis=-1, count=math.prod(obs_shape))
-    return bits.astype(dtype).reshape(*rows.shape, *obs_shape)
+    return bits.astype(jnp.bool_).reshape(*rows.shape, *obs_shape)
 
 
 def _packed(obs: jax.Array) -> jax.Array:
